@@ -1,0 +1,61 @@
+# clip.c - build and test.
+#   make                 ./clip, tuned for this machine's CPU, with OpenMP if the compiler has it
+#   make PORTABLE=1      for the generic architecture (no -march=native)
+#   make NO_OMP=1        without OpenMP
+#   make test            every test (see README.md, "Testing")
+#   make demo            export openai/clip-vit-base-patch32 and classify data/cat.jpg
+# CC, CFLAGS, LDFLAGS given on the command line replace the defaults; LDLIBS keeps -lm.
+
+CC ?= cc
+# Python with numpy: Debian's when it has numpy, else the first on PATH
+PYTHON ?= $(shell /usr/bin/python3 -c 'import numpy' >/dev/null 2>&1 && echo /usr/bin/python3 || echo python3)
+# make demo: the checkpoint it exports, and where to
+DEMO_MODEL ?= openai/clip-vit-base-patch32
+WEIGHTS ?= weights.bin
+ifeq ($(origin CC),default)
+CC = cc
+endif
+
+OPT = -O2
+ifndef PORTABLE
+# tune for the build machine, when the compiler understands it
+ARCH := $(shell $(CC) -march=native -E -x c /dev/null >/dev/null 2>&1 && echo -march=native)
+endif
+WARN = -std=c99 -Wall -Wextra -pedantic
+CFLAGS = $(OPT) $(ARCH) $(WARN)
+
+ifndef NO_OMP
+OMP_FLAG := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null >/dev/null 2>&1 && echo -fopenmp)
+endif
+# OpenMP goes on the compile and the link line even when CFLAGS/LDFLAGS are overridden
+ALL_CFLAGS = $(CFLAGS) $(OMP_FLAG)
+ALL_LDFLAGS = $(LDFLAGS) $(OMP_FLAG)
+LDLIBS += -lm
+
+SRC = clip.c tokenizer.c image.c
+HDR = clip.h
+
+.PHONY: all test clean demo test-c test-py
+
+all: clip
+
+clip: $(SRC) $(HDR)
+	$(CC) $(ALL_CFLAGS) -o $@ $(SRC) $(ALL_LDFLAGS) $(LDLIBS)
+
+# the library without the command line, for the C tests
+test/test_ops: test/test_ops.c $(SRC) $(HDR)
+	$(CC) $(ALL_CFLAGS) -DCLIP_NO_MAIN -I. -o $@ test/test_ops.c $(SRC) $(ALL_LDFLAGS) $(LDLIBS)
+
+test/tok_batch: test/tok_batch.c $(SRC) $(HDR)
+	$(CC) $(ALL_CFLAGS) -DCLIP_NO_MAIN -I. -o $@ test/tok_batch.c $(SRC) $(ALL_LDFLAGS) $(LDLIBS)
+
+test: clip test/test_ops test/tok_batch
+	PYTHON=$(PYTHON) sh test/run.sh
+
+demo: clip
+	@test -f $(WEIGHTS) || $(PYTHON) export_weights.py $(DEMO_MODEL) $(WEIGHTS)
+	./clip $(WEIGHTS) data/cat.ppm data/labels.txt --template "a photo of a {}." --top 5
+
+clean:
+	rm -f clip test/test_ops test/tok_batch
+	rm -rf test/out

@@ -1,0 +1,144 @@
+/* clip.h - the clip.c library: CLIP image and text embeddings in plain C99.
+
+   A model is one weights file made by export_weights.py. Typical use:
+
+       char err[CLIP_ERR_SIZE];
+       clip_model *m = clip_model_load("weights.bin", err);
+       clip_image img, crop;
+       clip_image_load(&img, "cat.jpg", err);
+       clip_preprocess(m, &img, &crop, err);
+       float *f = malloc(clip_model_config(m)->projection_dim * sizeof(float));
+       clip_encode_image(m, &crop, f, err);
+
+   Every function that can fail returns 0 on success and -1 on failure, with
+   a message in err (CLIP_ERR_SIZE bytes, may be NULL). The library never
+   prints and never exits. A clip_model is not safe to use from two threads
+   at once (it owns its activation buffers); load one per thread instead. */
+#ifndef CLIP_H
+#define CLIP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CLIP_ERR_SIZE 256
+#define CLIP_FORMAT_VERSION 1   /* the weights-file version this build reads */
+
+/* Activation functions of the MLP blocks. */
+enum { CLIP_ACT_QUICK_GELU = 0, CLIP_ACT_GELU = 1 };
+
+/* Everything the weights-file header describes. */
+typedef struct {
+    /* vision tower */
+    int image_size;      /* S: input images are S x S */
+    int patch_size;      /* P: patches are P x P, (S/P)^2 of them */
+    int channels;        /* 3 (RGB) */
+    int vision_width;    /* D */
+    int vision_layers;
+    int vision_heads;
+    int vision_mlp;      /* MLP hidden size */
+    int vision_act;      /* CLIP_ACT_* */
+    float vision_eps;    /* LayerNorm epsilon */
+    /* text tower */
+    int vocab_size;
+    int context_length;  /* max tokens, <|startoftext|> and <|endoftext|> included (77) */
+    int text_width;
+    int text_layers;
+    int text_heads;
+    int text_mlp;
+    int text_act;
+    float text_eps;
+    int bos_id;          /* <|startoftext|> */
+    int eos_id;          /* <|endoftext|> */
+    /* joint space */
+    int projection_dim;  /* length of every feature vector */
+    float logit_scale;   /* log of the temperature; logits use exp(logit_scale) */
+    /* image preprocessing (Hugging Face CLIPImageProcessor) */
+    int resize_mode;     /* 0: short side to resize_h; 1: exactly resize_h x resize_w */
+    int resize_h, resize_w;
+    int crop_h, crop_w;  /* center crop, equal to image_size */
+    int resample;        /* PIL filter id: 2 bilinear, 3 bicubic */
+    float mean[3], std[3];
+    int n_merges;        /* BPE merges in the tokenizer */
+} clip_config;
+
+typedef struct clip_model clip_model;
+
+/* An 8-bit RGB image, rows top to bottom, pixels interleaved. */
+typedef struct {
+    int width, height;
+    unsigned char *rgb;  /* width * height * 3 bytes, owned (free with clip_image_free) */
+} clip_image;
+
+/* ---- models ---- */
+
+/* Load a weights file (memory-mapped where the platform allows). */
+clip_model *clip_model_load(const char *path, char *err);
+/* Use a weights file that is already in memory. The buffer must stay valid
+   and unchanged until clip_model_free; it is not copied on little-endian
+   hosts when 4-byte aligned. */
+clip_model *clip_model_load_memory(const void *data, size_t size, char *err);
+void clip_model_free(clip_model *m);
+const clip_config *clip_model_config(const clip_model *m);
+
+/* ---- images (image.c) ---- */
+
+/* Decode a PPM/PGM (P6, P5, P3, P2) or JPEG file or buffer to RGB. */
+int clip_image_load(clip_image *img, const char *path, char *err);
+int clip_image_decode(clip_image *img, const unsigned char *data, size_t size, char *err);
+void clip_image_free(clip_image *img);
+/* Resize and center-crop as CLIPImageProcessor does (Pillow's resampling,
+   bit-exact): out becomes the crop_h x crop_w image the model sees. */
+int clip_preprocess(const clip_model *m, const clip_image *in, clip_image *out, char *err);
+/* The resize and crop alone, for any target (resize_mode as in clip_config). */
+int clip_resize_crop(const clip_image *in, clip_image *out, int resize_mode, int resize_h, int resize_w,
+                     int crop_h, int crop_w, int resample, char *err);
+/* Write an image as binary PPM. */
+int clip_image_write_ppm(const clip_image *img, const char *path, char *err);
+
+/* ---- text (tokenizer.c) ---- */
+
+/* The byte-level BPE tokenizer alone: merges is n_merges lines "left right\n"
+   (the blob's merges section). Building it hashes the merges once. */
+typedef struct clip_tokenizer clip_tokenizer;
+clip_tokenizer *clip_tokenizer_create(const char *merges, size_t len, int n_merges, char *err);
+void clip_tokenizer_free(clip_tokenizer *t);
+/* As clip_tokenize, with the tokenizer's own <|startoftext|>/<|endoftext|>
+   ids (the last two of its vocabulary). */
+int clip_tokenizer_encode(const clip_tokenizer *t, const char *text, size_t len, int32_t *ids, int max_ids);
+int clip_tokenizer_vocab_size(const clip_tokenizer *t);
+
+/* Tokenize len bytes of UTF-8 text (invalid sequences become U+FFFD) into at
+   most max_ids ids: <|startoftext|>, the text, <|endoftext|>, truncated to
+   max_ids keeping the final <|endoftext|>. Returns the number of ids
+   (>= 2 when max_ids >= 2), or -1 on error. */
+int clip_tokenize(const clip_model *m, const char *text, size_t len, int32_t *ids, int max_ids, char *err);
+
+/* ---- encoders ---- */
+
+/* Features of one preprocessed image (image_size x image_size, as made by
+   clip_preprocess): projection_dim floats, not normalized, as Hugging Face's
+   get_image_features. */
+int clip_encode_image(clip_model *m, const clip_image *crop, float *features, char *err);
+/* Features of n token sequences (ids from clip_tokenize, lens[i] ids each,
+   ids for text i at ids + i * stride): n * projection_dim floats, as
+   get_text_features. */
+int clip_encode_text(clip_model *m, const int32_t *ids, const int *lens, int n, int stride, float *features,
+                     char *err);
+
+/* ---- similarity ---- */
+
+/* Cosine similarity of two feature vectors of length n. */
+float clip_cosine(const float *a, const float *b, int n);
+/* Zero-shot classification: logits[j] = exp(logit_scale) * cosine(image,
+   text j), probs = softmax(logits). probs may be NULL. */
+void clip_zero_shot(const clip_model *m, const float *image_features, const float *text_features, int n_texts,
+                    float *logits, float *probs);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,37 @@
+#!/bin/sh
+# make test: every test, in order; prints a summary line and exits non-zero
+# if any failed. Tests that need ../shared print SKIPPED when it is absent.
+cd "$(dirname "$0")" || exit 1
+PYTHON=${PYTHON:-/usr/bin/python3}
+passed=0
+failed=0
+failures=""
+run() {
+    name=$1
+    shift
+    echo "== $name"
+    if "$@"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        failures="$failures $name"
+    fi
+}
+run test_ops ./test_ops
+if [ -f /usr/share/unicode/UnicodeData.txt ]; then
+    run gen_unicode "$PYTHON" gen_unicode.py --check
+else
+    echo "SKIPPED gen_unicode --check: /usr/share/unicode is absent (apt-get install unicode-data)"
+fi
+run test_reference "$PYTHON" test_reference.py
+run test_models "$PYTHON" test_models.py
+run test_tokenizer "$PYTHON" test_tokenizer.py
+run test_preprocess "$PYTHON" test_preprocess.py
+run test_cli "$PYTHON" test_cli.py
+run test_blob "$PYTHON" test_blob.py
+run test_hub "$PYTHON" test_hub.py
+run test_fullsize "$PYTHON" test_fullsize.py ${CLIP_FULLSIZE:-ViT-B-32}
+echo "== summary"
+[ -n "$failures" ] && echo "failed:$failures"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
