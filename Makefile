@@ -54,7 +54,7 @@ test: clip test/test_ops test/tok_batch
 
 demo: clip
 	@test -f $(WEIGHTS) || $(PYTHON) export_weights.py $(DEMO_MODEL) $(WEIGHTS)
-	./clip $(WEIGHTS) data/cat.ppm data/labels.txt --template "a photo of a {}." --top 5
+	./clip $(WEIGHTS) data/cat.jpg data/labels.txt --template "a photo of a {}." --top 5
 
 clean:
 	rm -f clip test/test_ops test/tok_batch

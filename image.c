@@ -1,5 +1,6 @@
-/* image.c - image input for clip.c: PPM/PGM decoding, and the resize and
-   center crop of Hugging Face's CLIPImageProcessor, bit-exact with Pillow.
+/* image.c - image input for clip.c: PPM/PGM and JPEG decoding (the JPEG
+   decoder gives libjpeg-turbo's bytes), and the resize and center crop of
+   Hugging Face's CLIPImageProcessor, bit-exact with Pillow.
 
    Every size a file controls is checked before anything is allocated. */
 #include "clip.h"
@@ -176,6 +177,914 @@ static int decode_pnm(clip_image *img, const unsigned char *data, size_t size, c
 }
 
 /* ------------------------------------------------------------------------
+   JPEG: baseline, extended and progressive Huffman-coded, 8-bit, gray or
+   three components (YCbCr, or RGB by Adobe marker / component ids), any
+   integral sampling factors. The output is what libjpeg-turbo's default
+   decompression gives (djpeg, Pillow): the same "islow" integer IDCT, the
+   same upsamplers (triangle-filter "fancy" ones for 2x1, 1x2 and 2x2 with
+   libjpeg-turbo's conditions, replication otherwise, with its edge
+   handling), the same fixed-point YCbCr->RGB tables.
+
+   All coefficients are decoded into one buffer per component first (the
+   progressive scans need that anyway), then each component is
+   inverse-transformed, upsampled and color-converted. */
+
+#define JPEG_MAX_COMPONENTS 4
+
+/* zigzag position -> natural (row-major) position, padded with 63 so that a
+   corrupt run length past the band stays inside the block */
+static const unsigned char jpeg_natural[64 + 16] = {
+    0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 25, 18, 11, 4,  5,  12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13,
+    6,  7,  14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31,
+    39, 46, 53, 60, 61, 54, 47, 55, 62, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63};
+
+#define HUFF_FAST_BITS 9
+
+typedef struct {
+    int defined;
+    unsigned char vals[256];
+    int32_t maxcode[18];   /* largest code of each length, -1 if none; [17] sentinel */
+    int32_t valoffset[17]; /* vals index of a code of length l = code + valoffset[l] */
+    uint16_t fast[1 << HUFF_FAST_BITS]; /* (length << 8 | value) for short codes, 0 if longer */
+} huff_table;
+
+typedef struct {
+    int id, h, v, tq;          /* component id, sampling factors, quant table */
+    int bw, bh;                /* blocks stored (whole MCUs) */
+    int dw, dh;                /* downsampled size in samples (libjpeg's downsampled_width/height) */
+    int dc_tbl, ac_tbl;        /* tables of the current scan */
+    int32_t dc_pred;
+    int16_t *coef;             /* (bh, bw, 64), natural order */
+    unsigned char *plane;      /* (bh*8, bw*8) after the IDCT */
+} jpeg_comp;
+
+typedef struct {
+    const unsigned char *p, *end; /* the file */
+    int w, h, ncomp, progressive, hmax, vmax, mcux, mcuy;
+    int restart_interval;
+    int saw_jfif, saw_adobe, adobe_transform;
+    uint16_t quant[4][64];     /* natural order */
+    int quant_defined[4];
+    huff_table dc[4], ac[4];
+    jpeg_comp comp[JPEG_MAX_COMPONENTS];
+    int seen_sof;
+    /* entropy decoder state */
+    uint32_t bits;             /* bit buffer, next bit at the top */
+    int nbits;
+    int fill_bits;             /* zero bits inserted past a marker or the end of data */
+    int marker;                /* the marker that stopped the bit reader, or 0 */
+    int eobrun;
+    char *err;
+} jpeg_dec;
+
+static int jfail(jpeg_dec *d, const char *fmt, ...)
+{
+    va_list ap;
+    if (d->err) {
+        char tmp[CLIP_ERR_SIZE - 16];
+        va_start(ap, fmt);
+        vsnprintf(tmp, sizeof tmp, fmt, ap);
+        va_end(ap);
+        snprintf(d->err, CLIP_ERR_SIZE, "clip: JPEG: %s", tmp);
+    }
+    return -1;
+}
+
+static int16_t wrap16(int32_t v)
+{
+    v &= 0xFFFF;
+    return (int16_t)(v >= 0x8000 ? v - 0x10000 : v);
+}
+
+/* ---- markers ---- */
+
+static int read_u16(jpeg_dec *d, int *v)
+{
+    if (d->end - d->p < 2) return -1;
+    *v = d->p[0] << 8 | d->p[1];
+    d->p += 2;
+    return 0;
+}
+
+/* A marker segment's payload: [*seg, *seg + *len) */
+static int segment(jpeg_dec *d, const unsigned char **seg, int *len, const char *what)
+{
+    int n;
+    if (read_u16(d, &n) || n < 2 || n - 2 > d->end - d->p) return jfail(d, "%s segment length is wrong or truncated", what);
+    *seg = d->p;
+    *len = n - 2;
+    d->p += n - 2;
+    return 0;
+}
+
+static int parse_dqt(jpeg_dec *d)
+{
+    const unsigned char *s;
+    int len, i;
+    if (segment(d, &s, &len, "DQT")) return -1;
+    while (len > 0) {
+        int pq = s[0] >> 4, tq = s[0] & 15, size = pq ? 129 : 65;
+        if (pq > 1 || tq > 3) return jfail(d, "DQT: table %d with precision %d is invalid", tq, pq);
+        if (len < size) return jfail(d, "DQT: truncated table");
+        for (i = 0; i < 64; i++)
+            d->quant[tq][jpeg_natural[i]] = (uint16_t)(pq ? s[1 + 2 * i] << 8 | s[2 + 2 * i] : s[1 + i]);
+        d->quant_defined[tq] = 1;
+        s += size;
+        len -= size;
+    }
+    return 0;
+}
+
+static int build_huff(jpeg_dec *d, huff_table *t, const unsigned char *counts, const unsigned char *vals, int n,
+                      int is_dc)
+{
+    int l, i, k = 0;
+    int32_t code = 0;
+    memset(t, 0, sizeof *t);
+    memcpy(t->vals, vals, (size_t)n);
+    for (l = 1; l <= 16; l++) {
+        t->valoffset[l] = k - code;
+        if (counts[l - 1]) {
+            for (i = 0; i < counts[l - 1]; i++, k++, code++) {
+                if (l <= HUFF_FAST_BITS) {
+                    int shift = HUFF_FAST_BITS - l, j;
+                    for (j = 0; j < 1 << shift; j++)
+                        t->fast[(code << shift) | j] = (uint16_t)(l << 8 | vals[k]);
+                }
+            }
+            t->maxcode[l] = code - 1;
+        } else {
+            t->maxcode[l] = -1;
+        }
+        if (code > (1 << l)) return jfail(d, "DHT: the code lengths overflow (more codes than fit in %d bits)", l);
+        code <<= 1;
+    }
+    t->maxcode[17] = 0x7FFFFFFF;
+    if (is_dc)
+        for (i = 0; i < n; i++)
+            if (vals[i] > 15) return jfail(d, "DHT: DC table value %d is over 15", vals[i]);
+    t->defined = 1;
+    return 0;
+}
+
+static int parse_dht(jpeg_dec *d)
+{
+    const unsigned char *s;
+    int len, i;
+    if (segment(d, &s, &len, "DHT")) return -1;
+    while (len > 0) {
+        int tc = s[0] >> 4, th = s[0] & 15, n = 0;
+        if (tc > 1 || th > 3) return jfail(d, "DHT: table class %d id %d is invalid", tc, th);
+        if (len < 17) return jfail(d, "DHT: truncated table");
+        for (i = 0; i < 16; i++) n += s[1 + i];
+        if (n > 256 || len < 17 + n) return jfail(d, "DHT: %d codes (at most 256, and the segment must hold them)", n);
+        if (build_huff(d, tc ? &d->ac[th] : &d->dc[th], s + 1, s + 17, n, tc == 0)) return -1;
+        s += 17 + n;
+        len -= 17 + n;
+    }
+    return 0;
+}
+
+static int parse_sof(jpeg_dec *d, int marker)
+{
+    const unsigned char *s;
+    int len, i, j;
+    long long blocks = 0;
+    if (segment(d, &s, &len, "SOF")) return -1;
+    if (d->seen_sof) return jfail(d, "more than one frame header");
+    d->seen_sof = 1;
+    d->progressive = marker == 0xC2;
+    if (len < 6) return jfail(d, "frame header too short");
+    if (s[0] != 8) return jfail(d, "%d-bit samples are not supported (only 8-bit JPEG)", s[0]);
+    d->h = s[1] << 8 | s[2];
+    d->w = s[3] << 8 | s[4];
+    d->ncomp = s[5];
+    if (d->h == 0) return jfail(d, "height 0 (a DNL marker) is not supported");
+    if (d->w == 0) return jfail(d, "image width is 0");
+    if (d->ncomp == 4) return jfail(d, "CMYK/YCCK (4-component) JPEG is not supported; convert it to RGB first");
+    if (d->ncomp != 1 && d->ncomp != 3) return jfail(d, "%d components are not supported (1 or 3 are)", d->ncomp);
+    if (len < 6 + 3 * d->ncomp) return jfail(d, "frame header too short");
+    if ((long long)d->w * d->h > CLIP_MAX_PIXELS)
+        return jfail(d, "%dx%d pixels is over the limit of %lld pixels (a decompression bomb?)", d->w, d->h,
+                     CLIP_MAX_PIXELS);
+    d->hmax = d->vmax = 1;
+    for (i = 0; i < d->ncomp; i++) {
+        jpeg_comp *c = &d->comp[i];
+        c->id = s[6 + 3 * i];
+        c->h = s[7 + 3 * i] >> 4;
+        c->v = s[7 + 3 * i] & 15;
+        c->tq = s[8 + 3 * i];
+        if (c->h < 1 || c->h > 4 || c->v < 1 || c->v > 4 || c->tq > 3)
+            return jfail(d, "component %d: sampling %dx%d or quant table %d is invalid", i, c->h, c->v, c->tq);
+        for (j = 0; j < i; j++)
+            if (d->comp[j].id == c->id) return jfail(d, "two components share the id %d", c->id);
+        if (c->h > d->hmax) d->hmax = c->h;
+        if (c->v > d->vmax) d->vmax = c->v;
+    }
+    d->mcux = (d->w + 8 * d->hmax - 1) / (8 * d->hmax);
+    d->mcuy = (d->h + 8 * d->vmax - 1) / (8 * d->vmax);
+    for (i = 0; i < d->ncomp; i++) {
+        jpeg_comp *c = &d->comp[i];
+        if (d->hmax % c->h || d->vmax % c->v)
+            return jfail(d, "fractional sampling (%dx%d against %dx%d) is not supported", c->h, c->v, d->hmax,
+                         d->vmax);
+        c->bw = d->mcux * c->h;
+        c->bh = d->mcuy * c->v;
+        c->dw = (int)(((long long)d->w * c->h + d->hmax - 1) / d->hmax);
+        c->dh = (int)(((long long)d->h * c->v + d->vmax - 1) / d->vmax);
+        blocks += (long long)c->bw * c->bh;
+    }
+    /* blocks is at most about 16 * pixels / 64 * ncomp: bounded by the pixel limit */
+    if ((unsigned long long)blocks > SIZE_MAX / (64 * sizeof(int16_t) + 64))
+        return jfail(d, "image too large for this platform");
+    for (i = 0; i < d->ncomp; i++) {
+        jpeg_comp *c = &d->comp[i];
+        c->coef = (int16_t *)calloc((size_t)c->bw * c->bh, 64 * sizeof(int16_t));
+        if (!c->coef) return jfail(d, "out of memory for a %dx%d image", d->w, d->h);
+    }
+    return 0;
+}
+
+/* ---- the entropy decoder ---- */
+
+/* Top up the bit buffer to at least 25 bits. Past a marker or the end of
+   the data it inserts zeros (as libjpeg does) and counts them. */
+static void fill_bits(jpeg_dec *d)
+{
+    while (d->nbits <= 24) {
+        unsigned b = 0;
+        if (!d->marker && d->p < d->end) {
+            b = *d->p;
+            if (b == 0xFF) {
+                const unsigned char *q = d->p + 1;
+                while (q < d->end && *q == 0xFF) q++; /* fill bytes */
+                if (q < d->end && *q == 0x00) {
+                    d->p = q + 1;
+                } else {
+                    d->marker = q < d->end ? *q : 0x100; /* 0x100: the data ended */
+                    d->p = q < d->end ? q + 1 : q;
+                    b = 0;
+                    d->fill_bits += 8;
+                }
+            } else {
+                d->p++;
+            }
+        } else {
+            if (!d->marker) d->marker = 0x100;
+            d->fill_bits += 8;
+        }
+        d->bits |= (uint32_t)b << (24 - d->nbits);
+        d->nbits += 8;
+    }
+}
+
+static int get_bits(jpeg_dec *d, int n)
+{
+    int v;
+    if (n == 0) return 0;
+    if (d->nbits < n) fill_bits(d);
+    v = (int)(d->bits >> (32 - n));
+    d->bits <<= n;
+    d->nbits -= n;
+    return v;
+}
+
+/* JPEG's EXTEND: an n-bit value v as a signed coefficient */
+static int32_t extend(int32_t v, int n)
+{
+    return v < (1 << (n - 1)) ? v - (1 << n) + 1 : v;
+}
+
+/* Next Huffman symbol, or -1 for a code that is in no table. */
+static int huff_decode(jpeg_dec *d, const huff_table *t)
+{
+    int l;
+    int32_t code;
+    if (d->nbits < 16) fill_bits(d);
+    {
+        uint16_t f = t->fast[d->bits >> (32 - HUFF_FAST_BITS)];
+        if (f) {
+            d->bits <<= f >> 8;
+            d->nbits -= f >> 8;
+            return f & 0xFF;
+        }
+    }
+    for (l = 1; l <= 16; l++) {
+        code = (int32_t)(d->bits >> (32 - l));
+        if (code <= t->maxcode[l]) {
+            d->bits <<= l;
+            d->nbits -= l;
+            return t->vals[code + t->valoffset[l]];
+        }
+    }
+    return -1;
+}
+
+/* Decoding past the data (a marker or the end of file) means the image is
+   truncated or corrupt: Pillow refuses such files, and so do we. */
+static int check_overrun(jpeg_dec *d)
+{
+    if (d->fill_bits > d->nbits)
+        return jfail(d, d->marker == 0x100 ? "the data ends inside a scan (truncated file)"
+                                           : "corrupt data: marker 0x%02X inside a scan", d->marker);
+    return 0;
+}
+
+static int decode_block_baseline(jpeg_dec *d, jpeg_comp *c, int16_t *blk)
+{
+    const huff_table *dc = &d->dc[c->dc_tbl], *ac = &d->ac[c->ac_tbl];
+    int s = huff_decode(d, dc), k;
+    int32_t diff = 0;
+    if (s < 0) return jfail(d, "corrupt data: bad Huffman code");
+    if (s) diff = extend(get_bits(d, s), s);
+    if ((diff > 0 && c->dc_pred > INT32_MAX / 2) || (diff < 0 && c->dc_pred < INT32_MIN / 2))
+        return jfail(d, "corrupt data: DC coefficient out of range");
+    c->dc_pred += diff;
+    blk[0] = wrap16(c->dc_pred);
+    for (k = 1; k < 64; k++) {
+        int rs = huff_decode(d, ac), r, sz;
+        if (rs < 0) return jfail(d, "corrupt data: bad Huffman code");
+        r = rs >> 4;
+        sz = rs & 15;
+        if (sz) {
+            k += r;
+            blk[jpeg_natural[k]] = wrap16(extend(get_bits(d, sz), sz));
+        } else {
+            if (r != 15) break;
+            k += 15;
+        }
+    }
+    return 0;
+}
+
+static int decode_dc_first(jpeg_dec *d, jpeg_comp *c, int16_t *blk, int al)
+{
+    int s = huff_decode(d, &d->dc[c->dc_tbl]);
+    int32_t diff = 0;
+    if (s < 0) return jfail(d, "corrupt data: bad Huffman code");
+    if (s) diff = extend(get_bits(d, s), s);
+    if ((diff > 0 && c->dc_pred > INT32_MAX / 2) || (diff < 0 && c->dc_pred < INT32_MIN / 2))
+        return jfail(d, "corrupt data: DC coefficient out of range");
+    c->dc_pred += diff;
+    blk[0] = wrap16((int32_t)((uint32_t)c->dc_pred << al));
+    return 0;
+}
+
+static int decode_ac_first(jpeg_dec *d, jpeg_comp *c, int16_t *blk, int ss, int se, int al)
+{
+    int k;
+    if (d->eobrun > 0) {
+        d->eobrun--;
+        return 0;
+    }
+    for (k = ss; k <= se; k++) {
+        int rs = huff_decode(d, &d->ac[c->ac_tbl]), r, s;
+        if (rs < 0) return jfail(d, "corrupt data: bad Huffman code");
+        r = rs >> 4;
+        s = rs & 15;
+        if (s) {
+            k += r;
+            blk[jpeg_natural[k]] = wrap16((int32_t)((uint32_t)extend(get_bits(d, s), s) << al));
+        } else if (r == 15) {
+            k += 15;
+        } else {
+            d->eobrun = (1 << r) - 1;
+            if (r) d->eobrun += get_bits(d, r);
+            break;
+        }
+    }
+    return 0;
+}
+
+/* One refinement bit for an already-nonzero coefficient. */
+static void refine_coef(jpeg_dec *d, int16_t *coef, int p1)
+{
+    if (get_bits(d, 1) && (*coef & p1) == 0) *coef = wrap16(*coef >= 0 ? *coef + p1 : *coef - p1);
+}
+
+static int decode_ac_refine(jpeg_dec *d, jpeg_comp *c, int16_t *blk, int ss, int se, int al)
+{
+    int p1 = 1 << al, k = ss;
+    if (d->eobrun == 0) {
+        for (; k <= se; k++) {
+            int rs = huff_decode(d, &d->ac[c->ac_tbl]), r, s = 0;
+            if (rs < 0) return jfail(d, "corrupt data: bad Huffman code");
+            r = rs >> 4;
+            if (rs & 15) {
+                s = get_bits(d, 1) ? p1 : -p1;
+            } else if (r != 15) {
+                d->eobrun = 1 << r;
+                if (r) d->eobrun += get_bits(d, r);
+                break;
+            }
+            /* skip r zero coefficients (refining the nonzero ones passed) */
+            do {
+                int16_t *coef = blk + jpeg_natural[k];
+                if (*coef != 0)
+                    refine_coef(d, coef, p1);
+                else if (--r < 0)
+                    break;
+                k++;
+            } while (k <= se);
+            if (s) blk[jpeg_natural[k]] = (int16_t)s;
+        }
+    }
+    if (d->eobrun > 0) {
+        for (; k <= se; k++) {
+            int16_t *coef = blk + jpeg_natural[k];
+            if (*coef != 0) refine_coef(d, coef, p1);
+        }
+        d->eobrun--;
+    }
+    return 0;
+}
+
+/* After a restart interval: drop the partial byte, expect RSTn, reset the
+   predictions. */
+static int restart(jpeg_dec *d, int expected)
+{
+    d->bits = 0;
+    d->nbits = 0;
+    d->fill_bits = 0;
+    if (!d->marker) {
+        /* find the marker: skip to the next 0xFF that is not stuffing */
+        while (d->p < d->end) {
+            if (d->p[0] == 0xFF && d->p + 1 < d->end && d->p[1] != 0x00 && d->p[1] != 0xFF) {
+                d->marker = d->p[1];
+                d->p += 2;
+                break;
+            }
+            d->p++;
+        }
+    }
+    if (d->marker != 0xD0 + expected) {
+        if (d->marker == 0 || d->marker == 0x100) return jfail(d, "the data ends before restart marker %d", expected);
+        return jfail(d, "expected restart marker %d, found marker 0x%02X", expected, d->marker);
+    }
+    d->marker = 0;
+    d->eobrun = 0;
+    return 0;
+}
+
+static int parse_sos(jpeg_dec *d)
+{
+    const unsigned char *s;
+    int len, ns, i, j, ss, se, ah, al, mcus, mcu, rst = 0, todo;
+    jpeg_comp *sc[JPEG_MAX_COMPONENTS];
+    if (segment(d, &s, &len, "SOS")) return -1;
+    if (!d->seen_sof) return jfail(d, "scan before the frame header");
+    ns = len > 0 ? s[0] : 0;
+    if (ns < 1 || ns > d->ncomp || len != 4 + 2 * ns) return jfail(d, "scan header is malformed");
+    for (i = 0; i < ns; i++) {
+        int id = s[1 + 2 * i], td = s[2 + 2 * i] >> 4, ta = s[2 + 2 * i] & 15;
+        sc[i] = NULL;
+        for (j = 0; j < d->ncomp; j++)
+            if (d->comp[j].id == id) sc[i] = &d->comp[j];
+        if (!sc[i]) return jfail(d, "scan names component %d, which the frame does not have", id);
+        for (j = 0; j < i; j++)
+            if (sc[j] == sc[i]) return jfail(d, "scan names component %d twice", id);
+        if (td > 3 || ta > 3) return jfail(d, "scan uses Huffman table %d/%d (0..3 exist)", td, ta);
+        sc[i]->dc_tbl = td;
+        sc[i]->ac_tbl = ta;
+    }
+    ss = s[1 + 2 * ns];
+    se = s[2 + 2 * ns];
+    ah = s[3 + 2 * ns] >> 4;
+    al = s[3 + 2 * ns] & 15;
+    if (d->progressive) {
+        if (ss > 63 || se > 63 || ss > se || (ss == 0 && se != 0) || (ss > 0 && ns != 1) || ah > 13 || al > 13)
+            return jfail(d, "progressive scan parameters Ss=%d Se=%d Ah=%d Al=%d are invalid", ss, se, ah, al);
+    } else {
+        ss = 0;
+        se = 63;
+        ah = al = 0;
+    }
+    /* the tables this scan will use */
+    for (i = 0; i < ns; i++) {
+        int need_dc = !d->progressive || (ss == 0 && ah == 0), need_ac = !d->progressive || ss > 0;
+        if (need_dc && !d->dc[sc[i]->dc_tbl].defined) return jfail(d, "scan uses DC Huffman table %d, never defined", sc[i]->dc_tbl);
+        if (need_ac && !d->ac[sc[i]->ac_tbl].defined) return jfail(d, "scan uses AC Huffman table %d, never defined", sc[i]->ac_tbl);
+        sc[i]->dc_pred = 0;
+    }
+    d->bits = 0;
+    d->nbits = 0;
+    d->fill_bits = 0;
+    d->marker = 0;
+    d->eobrun = 0;
+    /* MCUs: a single-component scan codes that component's blocks one at a
+       time, over its own (not MCU-padded) extent */
+    if (ns == 1) {
+        int bx = (sc[0]->dw + 7) / 8, by = (sc[0]->dh + 7) / 8;
+        mcus = bx * by;
+    } else {
+        mcus = d->mcux * d->mcuy;
+    }
+    todo = d->restart_interval;
+    for (mcu = 0; mcu < mcus; mcu++) {
+        if (d->restart_interval && todo == 0) {
+            if (check_overrun(d) || restart(d, rst)) return -1;
+            rst = (rst + 1) & 7;
+            todo = d->restart_interval;
+            for (i = 0; i < ns; i++) sc[i]->dc_pred = 0;
+        }
+        for (i = 0; i < ns; i++) {
+            jpeg_comp *c = sc[i];
+            int bh = ns == 1 ? 1 : c->v, bw = ns == 1 ? 1 : c->h, y, x;
+            for (y = 0; y < bh; y++)
+                for (x = 0; x < bw; x++) {
+                    int brow, bcol, rc;
+                    int16_t *blk;
+                    if (ns == 1) {
+                        int per_row = (c->dw + 7) / 8;
+                        brow = mcu / per_row;
+                        bcol = mcu % per_row;
+                    } else {
+                        brow = (mcu / d->mcux) * c->v + y;
+                        bcol = (mcu % d->mcux) * c->h + x;
+                    }
+                    blk = c->coef + ((size_t)brow * c->bw + (size_t)bcol) * 64;
+                    if (!d->progressive)
+                        rc = decode_block_baseline(d, c, blk);
+                    else if (ss == 0 && ah == 0)
+                        rc = decode_dc_first(d, c, blk, al);
+                    else if (ss == 0)
+                        rc = (get_bits(d, 1) ? (blk[0] = wrap16(blk[0] | (1 << al))) : 0, 0);
+                    else if (ah == 0)
+                        rc = decode_ac_first(d, c, blk, ss, se, al);
+                    else
+                        rc = decode_ac_refine(d, c, blk, ss, se, al);
+                    if (rc) return -1;
+                }
+        }
+        todo--;
+        if ((mcu & 63) == 0 && check_overrun(d)) return -1;
+    }
+    if (check_overrun(d)) return -1;
+    /* continue after the scan's data: at the marker the bit reader stopped on,
+       or at the next one */
+    if (d->marker == 0x100) {
+        d->p = d->end;
+    } else if (d->marker) {
+        d->p -= 2;
+    } else {
+        while (d->p < d->end && !(d->p[0] == 0xFF && d->p + 1 < d->end && d->p[1] != 0x00 && d->p[1] != 0xFF &&
+                                  !(d->p[1] >= 0xD0 && d->p[1] <= 0xD7)))
+            d->p++;
+    }
+    return 0;
+}
+
+/* ---- the islow IDCT (jidctint.c's arithmetic) ---- */
+
+#define IDCT_CONST_BITS 13
+#define IDCT_PASS1_BITS 2
+#define ASR(x, n) ((x) < 0 ? ~(~(x) >> (n)) : (x) >> (n))
+#define DESCALE(x, n) ASR((x) + ((int64_t)1 << ((n)-1)), n)
+
+/* libjpeg's post-IDCT range limit: the sample is (v + 128) clamped to 0..255
+   for |v| < 512, and wraps modulo 1024 beyond (corrupt data only) */
+static unsigned char idct_limit(int64_t v)
+{
+    int t = (int)(v & 1023);
+    return (unsigned char)(t < 128 ? t + 128 : t < 512 ? 255 : t < 896 ? 0 : t - 896);
+}
+
+static void idct_islow(unsigned char *out, size_t stride, const int16_t *in, const uint16_t *q)
+{
+    int64_t ws[64];
+    int i;
+    for (i = 0; i < 8; i++) { /* columns */
+        const int16_t *c = in + i;
+        const uint16_t *qq = q + i;
+        int64_t z1, z2, z3, z4, z5, t0, t1, t2, t3, t10, t11, t12, t13;
+        z2 = (int64_t)c[16] * qq[16];
+        z3 = (int64_t)c[48] * qq[48];
+        z1 = (z2 + z3) * 4433;
+        t2 = z1 + z3 * -15137;
+        t3 = z1 + z2 * 6270;
+        z2 = (int64_t)c[0] * qq[0];
+        z3 = (int64_t)c[32] * qq[32];
+        t0 = (z2 + z3) * (1 << IDCT_CONST_BITS);
+        t1 = (z2 - z3) * (1 << IDCT_CONST_BITS);
+        t10 = t0 + t3;
+        t13 = t0 - t3;
+        t11 = t1 + t2;
+        t12 = t1 - t2;
+        t0 = (int64_t)c[56] * qq[56];
+        t1 = (int64_t)c[40] * qq[40];
+        t2 = (int64_t)c[24] * qq[24];
+        t3 = (int64_t)c[8] * qq[8];
+        z1 = t0 + t3;
+        z2 = t1 + t2;
+        z3 = t0 + t2;
+        z4 = t1 + t3;
+        z5 = (z3 + z4) * 9633;
+        t0 *= 2446;
+        t1 *= 16819;
+        t2 *= 25172;
+        t3 *= 12299;
+        z1 *= -7373;
+        z2 *= -20995;
+        z3 = z3 * -16069 + z5;
+        z4 = z4 * -3196 + z5;
+        t0 += z1 + z3;
+        t1 += z2 + z4;
+        t2 += z2 + z3;
+        t3 += z1 + z4;
+        /* libjpeg keeps the workspace in int */
+        ws[i] = (int32_t)DESCALE(t10 + t3, IDCT_CONST_BITS - IDCT_PASS1_BITS);
+        ws[56 + i] = (int32_t)DESCALE(t10 - t3, IDCT_CONST_BITS - IDCT_PASS1_BITS);
+        ws[8 + i] = (int32_t)DESCALE(t11 + t2, IDCT_CONST_BITS - IDCT_PASS1_BITS);
+        ws[48 + i] = (int32_t)DESCALE(t11 - t2, IDCT_CONST_BITS - IDCT_PASS1_BITS);
+        ws[16 + i] = (int32_t)DESCALE(t12 + t1, IDCT_CONST_BITS - IDCT_PASS1_BITS);
+        ws[40 + i] = (int32_t)DESCALE(t12 - t1, IDCT_CONST_BITS - IDCT_PASS1_BITS);
+        ws[24 + i] = (int32_t)DESCALE(t13 + t0, IDCT_CONST_BITS - IDCT_PASS1_BITS);
+        ws[32 + i] = (int32_t)DESCALE(t13 - t0, IDCT_CONST_BITS - IDCT_PASS1_BITS);
+    }
+    for (i = 0; i < 8; i++) { /* rows */
+        const int64_t *w = ws + 8 * i;
+        unsigned char *o = out + (size_t)i * stride;
+        int64_t z1, z2, z3, z4, z5, t0, t1, t2, t3, t10, t11, t12, t13;
+        const int sh = IDCT_CONST_BITS + IDCT_PASS1_BITS + 3;
+        z2 = w[2];
+        z3 = w[6];
+        z1 = (z2 + z3) * 4433;
+        t2 = z1 + z3 * -15137;
+        t3 = z1 + z2 * 6270;
+        t0 = (w[0] + w[4]) * (1 << IDCT_CONST_BITS);
+        t1 = (w[0] - w[4]) * (1 << IDCT_CONST_BITS);
+        t10 = t0 + t3;
+        t13 = t0 - t3;
+        t11 = t1 + t2;
+        t12 = t1 - t2;
+        t0 = w[7];
+        t1 = w[5];
+        t2 = w[3];
+        t3 = w[1];
+        z1 = t0 + t3;
+        z2 = t1 + t2;
+        z3 = t0 + t2;
+        z4 = t1 + t3;
+        z5 = (z3 + z4) * 9633;
+        t0 *= 2446;
+        t1 *= 16819;
+        t2 *= 25172;
+        t3 *= 12299;
+        z1 *= -7373;
+        z2 *= -20995;
+        z3 = z3 * -16069 + z5;
+        z4 = z4 * -3196 + z5;
+        t0 += z1 + z3;
+        t1 += z2 + z4;
+        t2 += z2 + z3;
+        t3 += z1 + z4;
+        o[0] = idct_limit(DESCALE(t10 + t3, sh));
+        o[7] = idct_limit(DESCALE(t10 - t3, sh));
+        o[1] = idct_limit(DESCALE(t11 + t2, sh));
+        o[6] = idct_limit(DESCALE(t11 - t2, sh));
+        o[2] = idct_limit(DESCALE(t12 + t1, sh));
+        o[5] = idct_limit(DESCALE(t12 - t1, sh));
+        o[3] = idct_limit(DESCALE(t13 + t0, sh));
+        o[4] = idct_limit(DESCALE(t13 - t0, sh));
+    }
+}
+
+/* ---- upsampling (jdsample.c's methods) ---- */
+
+/* Row y of a component plane, with libjpeg's context-row edges: above the
+   first row is the first row, below the last real row is the last real row. */
+static const unsigned char *comp_row(const jpeg_comp *c, int y)
+{
+    if (y < 0) y = 0;
+    if (y >= c->dh) y = c->dh - 1;
+    return c->plane + (size_t)y * c->bw * 8;
+}
+
+/* Full-resolution row y (0..h-1) of component c into out (w samples). */
+static void upsample_row(const jpeg_dec *d, const jpeg_comp *c, int y, unsigned char *out, unsigned char *tmp)
+{
+    int he = d->hmax / c->h, ve = d->vmax / c->v, x;
+    int fancy_h2 = he == 2 && c->dw > 2;
+    if (he == 1 && ve == 1) {
+        memcpy(out, comp_row(c, y), (size_t)d->w);
+        return;
+    }
+    if (he == 2 && ve == 1 && fancy_h2) { /* h2v1 triangle filter */
+        const unsigned char *in = comp_row(c, y);
+        int n = c->dw;
+        tmp[0] = in[0];
+        tmp[1] = (unsigned char)((in[0] * 3 + in[1] + 2) >> 2);
+        for (x = 1; x < n - 1; x++) {
+            int v = in[x] * 3;
+            tmp[2 * x] = (unsigned char)((v + in[x - 1] + 1) >> 2);
+            tmp[2 * x + 1] = (unsigned char)((v + in[x + 1] + 2) >> 2);
+        }
+        tmp[2 * n - 2] = (unsigned char)((in[n - 1] * 3 + in[n - 2] + 1) >> 2);
+        tmp[2 * n - 1] = in[n - 1];
+        memcpy(out, tmp, (size_t)d->w);
+        return;
+    }
+    if (he == 1 && ve == 2) { /* h1v2 triangle filter (libjpeg-turbo always uses it here) */
+        int iy = y / 2, below = y & 1;
+        const unsigned char *near = comp_row(c, iy), *far = comp_row(c, below ? iy + 1 : iy - 1);
+        for (x = 0; x < d->w; x++) out[x] = (unsigned char)((near[x] * 3 + far[x] + 1 + below) >> 2);
+        return;
+    }
+    if (he == 2 && ve == 2 && fancy_h2) { /* h2v2 triangle filter */
+        int iy = y / 2, below = y & 1, n = c->dw, last, this_, next;
+        const unsigned char *near = comp_row(c, iy), *far = comp_row(c, below ? iy + 1 : iy - 1);
+        this_ = near[0] * 3 + far[0];
+        next = near[1] * 3 + far[1];
+        tmp[0] = (unsigned char)((this_ * 4 + 8) >> 4);
+        tmp[1] = (unsigned char)((this_ * 3 + next + 7) >> 4);
+        last = this_;
+        this_ = next;
+        for (x = 1; x < n - 1; x++) {
+            next = near[x + 1] * 3 + far[x + 1];
+            tmp[2 * x] = (unsigned char)((this_ * 3 + last + 8) >> 4);
+            tmp[2 * x + 1] = (unsigned char)((this_ * 3 + next + 7) >> 4);
+            last = this_;
+            this_ = next;
+        }
+        tmp[2 * n - 2] = (unsigned char)((this_ * 3 + last + 8) >> 4);
+        tmp[2 * n - 1] = (unsigned char)((this_ * 4 + 7) >> 4);
+        memcpy(out, tmp, (size_t)d->w);
+        return;
+    }
+    { /* replication (h2v1/h2v2 when narrow, and every other integral factor) */
+        const unsigned char *in = comp_row(c, y / ve);
+        for (x = 0; x < d->w; x++) out[x] = in[x / he];
+    }
+}
+
+/* ---- YCbCr -> RGB (jdcolor.c's tables) ---- */
+
+static unsigned char clamp255(int v)
+{
+    return (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
+static int decode_jpeg(clip_image *img, const unsigned char *data, size_t size, char *err)
+{
+    jpeg_dec *d = (jpeg_dec *)calloc(1, sizeof(jpeg_dec));
+    int rc = -1, i, y, x, done = 0, rgb = 0, scans = 0;
+    unsigned char *rows = NULL;
+    int cr_r[256], cb_b[256];
+    int32_t cr_g[256], cb_g[256];
+    if (!d) return fail(err, "clip: out of memory");
+    d->p = data + 2;
+    d->end = data + size;
+    d->err = err;
+    while (!done) {
+        int m;
+        /* markers may be preceded by fill bytes */
+        if (d->p >= d->end || *d->p != 0xFF) {
+            if (scans) break; /* data after the last scan without EOI: accept what we have */
+            jfail(d, "expected a marker at byte %ld", (long)(d->p - data));
+            goto out;
+        }
+        while (d->p < d->end && *d->p == 0xFF) d->p++;
+        if (d->p >= d->end) break;
+        m = *d->p++;
+        switch (m) {
+        case 0xD8: jfail(d, "a second start-of-image marker"); goto out;
+        case 0xD9: done = 1; break;
+        case 0xC0: case 0xC1: case 0xC2:
+            if (parse_sof(d, m)) goto out;
+            break;
+        case 0xC3: case 0xC7: case 0xCB: case 0xCF:
+            jfail(d, "lossless JPEG is not supported"); goto out;
+        case 0xC5: case 0xC6: case 0xCD: case 0xCE:
+            jfail(d, "hierarchical JPEG is not supported"); goto out;
+        case 0xC9: case 0xCA:
+            jfail(d, "arithmetic-coded JPEG is not supported; re-encode it with Huffman coding (jpegtran)"); goto out;
+        case 0xC4:
+            if (parse_dht(d)) goto out;
+            break;
+        case 0xCC: jfail(d, "arithmetic-coding tables (DAC) are not supported"); goto out;
+        case 0xDB:
+            if (parse_dqt(d)) goto out;
+            break;
+        case 0xDD: {
+            int len, v;
+            if (read_u16(d, &len) || len != 4 || read_u16(d, &v)) {
+                jfail(d, "DRI segment is malformed");
+                goto out;
+            }
+            d->restart_interval = v;
+            break;
+        }
+        case 0xDA:
+            if (parse_sos(d)) goto out;
+            scans++;
+            break;
+        case 0xDC: jfail(d, "DNL markers are not supported"); goto out;
+        default:
+            if ((m >= 0xE0 && m <= 0xEF) || m == 0xFE) {
+                const unsigned char *s;
+                int len;
+                if (segment(d, &s, &len, "APP/COM")) goto out;
+                if (m == 0xE0 && len >= 5 && memcmp(s, "JFIF\0", 5) == 0) d->saw_jfif = 1;
+                if (m == 0xEE && len >= 12 && memcmp(s, "Adobe", 5) == 0) {
+                    d->saw_adobe = 1;
+                    d->adobe_transform = s[11];
+                }
+            } else if (m >= 0xD0 && m <= 0xD7) {
+                /* a stray restart marker between segments: nothing to do */
+            } else {
+                jfail(d, "unknown marker 0xFF%02X", m);
+                goto out;
+            }
+        }
+    }
+    if (!d->seen_sof || !scans) {
+        jfail(d, !d->seen_sof ? "no frame header (SOF)" : "no image data (SOS)");
+        goto out;
+    }
+    for (i = 0; i < d->ncomp; i++)
+        if (!d->quant_defined[d->comp[i].tq]) {
+            jfail(d, "quantization table %d is used but never defined", d->comp[i].tq);
+            goto out;
+        }
+    /* color space, as libjpeg's default_decompress_parms decides it */
+    if (d->ncomp == 3) {
+        if (d->saw_jfif)
+            rgb = 0;
+        else if (d->saw_adobe)
+            rgb = d->adobe_transform == 0;
+        else
+            rgb = d->comp[0].id == 'R' && d->comp[1].id == 'G' && d->comp[2].id == 'B';
+    }
+    /* inverse DCT of every block */
+    for (i = 0; i < d->ncomp; i++) {
+        jpeg_comp *c = &d->comp[i];
+        size_t stride = (size_t)c->bw * 8;
+        int by, bx;
+        c->plane = (unsigned char *)malloc(stride * (size_t)c->bh * 8);
+        if (!c->plane) {
+            jfail(d, "out of memory");
+            goto out;
+        }
+        for (by = 0; by < c->bh; by++)
+            for (bx = 0; bx < c->bw; bx++)
+                idct_islow(c->plane + (size_t)by * 8 * stride + (size_t)bx * 8, stride,
+                           c->coef + ((size_t)by * c->bw + bx) * 64, d->quant[c->tq]);
+        free(c->coef);
+        c->coef = NULL;
+    }
+    if (image_alloc(img, d->w, d->h, err)) goto out;
+    /* upsample a row of each component, then convert */
+    rows = (unsigned char *)malloc((size_t)(d->w + 16) * 8 * 2);
+    if (!rows) {
+        jfail(d, "out of memory");
+        goto out;
+    }
+    for (i = 0; i < 256; i++) {
+        int32_t xx = i - 128;
+        cr_r[i] = (int)ASR(91881 * xx + 32768, 16);  /* FIX(1.40200) */
+        cb_b[i] = (int)ASR(116130 * xx + 32768, 16); /* FIX(1.77200) */
+        cr_g[i] = -46802 * xx;                       /* -FIX(0.71414) */
+        cb_g[i] = -22554 * xx + 32768;               /* -FIX(0.34414), plus ONE_HALF */
+    }
+    for (y = 0; y < d->h; y++) {
+        unsigned char *o = img->rgb + (size_t)y * d->w * 3;
+        unsigned char *r0 = rows, *r1 = rows + (d->w + 16) * 2, *r2 = rows + (d->w + 16) * 4,
+                      *tmp = rows + (d->w + 16) * 6;
+        upsample_row(d, &d->comp[0], y, r0, tmp);
+        if (d->ncomp == 1) {
+            for (x = 0; x < d->w; x++) o[3 * x] = o[3 * x + 1] = o[3 * x + 2] = r0[x];
+            continue;
+        }
+        upsample_row(d, &d->comp[1], y, r1, tmp);
+        upsample_row(d, &d->comp[2], y, r2, tmp);
+        if (rgb) {
+            for (x = 0; x < d->w; x++) {
+                o[3 * x] = r0[x];
+                o[3 * x + 1] = r1[x];
+                o[3 * x + 2] = r2[x];
+            }
+        } else {
+            for (x = 0; x < d->w; x++) {
+                int yy = r0[x], cb = r1[x], cr = r2[x];
+                o[3 * x] = clamp255(yy + cr_r[cr]);
+                o[3 * x + 1] = clamp255(yy + (int)ASR(cb_g[cb] + cr_g[cr], 16));
+                o[3 * x + 2] = clamp255(yy + cb_b[cb]);
+            }
+        }
+    }
+    rc = 0;
+out:
+    if (rc) clip_image_free(img);
+    free(rows);
+    for (i = 0; i < JPEG_MAX_COMPONENTS; i++) {
+        free(d->comp[i].coef);
+        free(d->comp[i].plane);
+    }
+    free(d);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------
    Format dispatch */
 
 int clip_image_decode(clip_image *img, const unsigned char *data, size_t size, char *err)
@@ -187,7 +1096,7 @@ int clip_image_decode(clip_image *img, const unsigned char *data, size_t size, c
     if (size >= 2 && data[0] == 'P' && (data[1] == '1' || data[1] == '4'))
         return fail(err, "clip: 1-bit PBM images are not supported; convert to PGM or PPM");
     if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF)
-        return fail(err, "clip: JPEG decoding is not in this build yet; convert with djpeg to PPM");
+        return decode_jpeg(img, data, size, err);
     return fail(err, "clip: unknown image format (JPEG, PPM and PGM are read)");
 }
 

@@ -27,10 +27,12 @@ run test_reference "$PYTHON" test_reference.py
 run test_models "$PYTHON" test_models.py
 run test_tokenizer "$PYTHON" test_tokenizer.py
 run test_preprocess "$PYTHON" test_preprocess.py
+run test_jpeg "$PYTHON" test_jpeg.py
 run test_cli "$PYTHON" test_cli.py
 run test_blob "$PYTHON" test_blob.py
+run test_export "$PYTHON" test_export.py
 run test_hub "$PYTHON" test_hub.py
-run test_fullsize "$PYTHON" test_fullsize.py ${CLIP_FULLSIZE:-ViT-B-32}
+run test_fullsize "$PYTHON" test_fullsize.py ${CLIP_FULLSIZE:-ViT-B-32 ViT-L-14-336}
 echo "== summary"
 [ -n "$failures" ] && echo "failed:$failures"
 echo "$passed passed, $failed failed"

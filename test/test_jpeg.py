@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""The JPEG decoder against libjpeg-turbo (djpeg, and Pillow through the
+fixture crops): byte-identical output on every fixture JPEG and on a random
+corpus made here with cjpeg (random sizes 1..2000, qualities 1..100, every
+sampling option, grayscale, progressive, restart markers, optimized
+tables). Needs libjpeg-turbo-progs (cjpeg, djpeg)."""
+import os
+import random
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from common import FIX, OUT, check, export, finish, need_fixtures, run
+
+need_fixtures("test_jpeg")
+if not shutil.which("cjpeg") or not shutil.which("djpeg"):
+    print("SKIPPED test_jpeg: cjpeg/djpeg not installed (apt-get install libjpeg-turbo-progs)")
+    sys.exit(0)
+SEED = int(os.environ.get("CLIP_JPEG_SEED", "20261127"))
+COUNT = int(os.environ.get("CLIP_JPEG_COUNT", "400"))
+
+
+def djpeg(path):
+    p = subprocess.run(["djpeg", "-pnm", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if p.returncode != 0:
+        return None
+    out = os.path.join(OUT, "djpeg.pnm")
+    with open(out, "wb") as f:
+        f.write(p.stdout)
+    return np.asarray(Image.open(out).convert("RGB"))
+
+
+def ours(path):
+    out = os.path.join(OUT, "ours.ppm")
+    rc, _, err = run(["decode", path, out])
+    if rc != 0:
+        return None, err.strip()
+    return np.asarray(Image.open(out).convert("RGB")), ""
+
+
+# 1. the fixture JPEGs
+bad = []
+names = sorted(n for n in os.listdir(os.path.join(FIX, "images")) if n.endswith(".jpg"))
+for n in names:
+    path = os.path.join(FIX, "images", n)
+    got, err = ours(path)
+    if "arith" in n:
+        check(got is None and "arithmetic" in err, f"decode {n}: refused with a clear message ({err})")
+        continue
+    want = djpeg(path)
+    if got is None or got.shape != want.shape or not np.array_equal(got, want):
+        bad.append((n, err))
+check(not bad, f"decode: {len(names) - 1 - len(bad)} fixture JPEGs byte-identical to djpeg {bad}")
+
+# 2. the fixture crops through JPEG decoding + preprocessing (Pillow 12.3 via Hugging Face)
+blobs = {224: export(os.path.join(FIX, "models", "tiny-quickgelu"), os.path.join(OUT, "jpeg-224.bin")),
+         64: export(os.path.join(FIX, "models", "tiny-gelu"), os.path.join(OUT, "jpeg-64.bin"))}
+for size, blob in blobs.items():
+    bad, n = [], 0
+    for name in sorted(os.listdir(os.path.join(FIX, "pixels", str(size)))):
+        if not name.endswith(".jpg.ppm") or "arith" in name:
+            continue
+        n += 1
+        out = os.path.join(OUT, "jcrop.ppm")
+        rc, _, err = run(["preprocess", blob, os.path.join(FIX, "images", name[:-4]), out])
+        want = np.asarray(Image.open(os.path.join(FIX, "pixels", str(size), name)).convert("RGB"))
+        if rc != 0 or not np.array_equal(np.asarray(Image.open(out).convert("RGB")), want):
+            bad.append(name)
+    check(not bad, f"preprocess {size}px: {n - len(bad)} of {n} JPEG fixtures byte-identical {bad}")
+
+# 3. a random cjpeg corpus
+rng = random.Random(SEED)
+samples = ["1x1", "2x1", "1x2", "2x2", "4x1", "1x4", "4x2", "2x4", "3x1", "1x3", "3x2", "4x4",
+           "2x2,1x1,2x2", "1x2,1x1,1x1", "2x1,1x1,1x1"]
+fails, tested = [], 0
+for i in range(COUNT):
+    big = rng.random() < 0.1
+    w = rng.randint(1, 2000) if big else rng.randint(1, 300)
+    h = rng.randint(1, 2000) if big else rng.randint(1, 300)
+    kind = rng.choice(["noise", "smooth", "blocks"])
+    if kind == "noise":
+        a = np.frombuffer(rng.randbytes(w * h * 3), dtype=np.uint8).reshape(h, w, 3)
+    elif kind == "smooth":
+        y, x = np.mgrid[0:h, 0:w]
+        a = np.stack([(x * 7 + y * 3) % 256, (y * 5) % 256, (x * y) % 256], -1).astype(np.uint8)
+    else:
+        a = np.kron(np.frombuffer(rng.randbytes(((h + 7) // 8) * ((w + 7) // 8) * 3), dtype=np.uint8)
+                    .reshape((h + 7) // 8, (w + 7) // 8, 3), np.ones((8, 8, 1), dtype=np.uint8))[:h, :w]
+    src = os.path.join(OUT, "corpus.ppm")
+    Image.fromarray(np.ascontiguousarray(a), "RGB").save(src)
+    opts = ["-quality", str(rng.randint(1, 100))]
+    if rng.random() < 0.2:
+        opts.append("-grayscale")
+    else:
+        opts += ["-sample", rng.choice(samples)]
+    if rng.random() < 0.35:
+        opts.append("-progressive")
+    if rng.random() < 0.3:
+        opts += ["-restart", rng.choice(["1", "2", "5B", "1B", "3"])]
+    if rng.random() < 0.3:
+        opts.append("-optimize")
+    if rng.random() < 0.1:
+        opts.append("-rgb")
+    jpg = os.path.join(OUT, "corpus.jpg")
+    p = subprocess.run(["cjpeg"] + opts + ["-outfile", jpg, src], stderr=subprocess.PIPE)
+    if p.returncode != 0:
+        continue  # a combination cjpeg itself refuses
+    want = djpeg(jpg)
+    if want is None:
+        continue
+    tested += 1
+    got, err = ours(jpg)
+    if got is None or got.shape != want.shape or not np.array_equal(got, want):
+        keep = os.path.join(OUT, f"corpus-fail-{i}.jpg")
+        shutil.copy(jpg, keep)
+        diff = None if got is None or got.shape != want.shape else int((got != want).sum())
+        fails.append((f"{w}x{h}", " ".join(opts), err or f"{diff} bytes differ", keep))
+for f in fails[:8]:
+    print("    ", f)
+check(not fails and tested > COUNT // 2,
+      f"decode: {tested - len(fails)} of {tested} random cjpeg files byte-identical to djpeg (seed {SEED})")
+
+# 4. hostile JPEGs: truncated anywhere, bytes flipped: refused or decoded, never a crash
+src_files = [os.path.join(FIX, "images", n) for n in ("chelsea_q90_420.jpg", "chelsea_prog.jpg", "chelsea_restart.jpg",
+                                                      "odd_17x9.jpg")]
+crashes, refused, total = [], 0, 0
+for path in src_files:
+    with open(path, "rb") as f:
+        data = f.read()
+    variants = [data[:k] for k in sorted({2, 3, 4, 20, 100, 200, len(data) // 3, len(data) // 2, len(data) - 2})]
+    for k in range(25):
+        b = bytearray(data)
+        for _ in range(rng.randint(1, 6)):
+            b[rng.randrange(2, len(b))] = rng.randrange(256)
+        variants.append(bytes(b))
+    for v in variants:
+        bad_path = os.path.join(OUT, "hostile.jpg")
+        with open(bad_path, "wb") as f:
+            f.write(v)
+        rc, _, err = run(["decode", bad_path, os.path.join(OUT, "hostile.ppm")])
+        total += 1
+        if rc not in (0, 1) or (rc == 1 and not err.startswith("clip: ")):
+            crashes.append((os.path.basename(path), len(v), rc, err[:100]))
+        refused += rc == 1
+check(not crashes, f"{total} truncated or damaged JPEGs: {refused} refused with a message, the rest decoded, "
+                   f"no crash {crashes[:3]}")
+trunc = os.path.join(OUT, "trunc.jpg")
+with open(os.path.join(FIX, "images", "chelsea_q90_420.jpg"), "rb") as f:
+    data = f.read()
+with open(trunc, "wb") as f:
+    f.write(data[:len(data) // 2])
+rc, _, err = run(["decode", trunc, os.path.join(OUT, "t.ppm")])
+check(rc == 1 and "truncated" in err, f"a JPEG cut in half is refused as truncated, as Pillow does: {err.strip()}")
+
+finish("test_jpeg")
