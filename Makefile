@@ -16,7 +16,7 @@ ifeq ($(origin CC),default)
 CC = cc
 endif
 
-OPT = -O2
+OPT = -O3 -ffp-contract=fast
 ifndef PORTABLE
 # tune for the build machine, when the compiler understands it
 ARCH := $(shell $(CC) -march=native -E -x c /dev/null >/dev/null 2>&1 && echo -march=native)
@@ -35,7 +35,7 @@ LDLIBS += -lm
 SRC = clip.c tokenizer.c image.c
 HDR = clip.h
 
-.PHONY: all test clean demo test-c test-py
+.PHONY: all test clean demo bench
 
 all: clip
 
@@ -49,6 +49,13 @@ test/test_ops: test/test_ops.c $(SRC) $(HDR)
 test/tok_batch: test/tok_batch.c $(SRC) $(HDR)
 	$(CC) $(ALL_CFLAGS) -DCLIP_NO_MAIN -I. -o $@ test/tok_batch.c $(SRC) $(ALL_LDFLAGS) $(LDLIBS)
 
+bench/clip_bench: bench/clip_bench.c $(SRC) $(HDR)
+	$(CC) $(ALL_CFLAGS) -DCLIP_NO_MAIN -I. -o $@ bench/clip_bench.c $(SRC) $(ALL_LDFLAGS) $(LDLIBS)
+
+# speed against PyTorch (when installed) on random full-size checkpoints; see bench/bench_model.py
+bench: clip bench/clip_bench
+	$(PYTHON) bench/bench_model.py
+
 test: clip test/test_ops test/tok_batch
 	PYTHON=$(PYTHON) sh test/run.sh
 
@@ -57,5 +64,5 @@ demo: clip
 	./clip $(WEIGHTS) data/cat.jpg data/labels.txt --template "a photo of a {}." --top 5
 
 clean:
-	rm -f clip test/test_ops test/tok_batch
+	rm -f clip test/test_ops test/tok_batch bench/clip_bench
 	rm -rf test/out

@@ -46,31 +46,32 @@ static void set_err(char *err, const char *fmt, ...)
 }
 
 /* ------------------------------------------------------------------------
-   Weights. Linear layers are stored transposed, (in, out), so that the
-   matmul's inner loop runs over contiguous output columns. Per-layer tensors
-   are stacked over layers. */
+   Weights. Linear layers are stored as the matmul reads them: transposed to
+   (in, out) and cut into panels of 64 output columns, each panel contiguous
+   (in, 64), the last one zero-padded; the kernel then streams every weight
+   once, in order. Per-layer tensors are stacked over layers. */
 
 typedef struct {
     float *ln1_w, *ln1_b; /* (layers, dim) layer_norm1 */
-    float *wqkv;          /* (layers, dim, 3*dim) q_proj | k_proj | v_proj, transposed */
+    float *wqkv;          /* (layers, panels of (dim, 3*dim)) q_proj | k_proj | v_proj */
     float *bqkv;          /* (layers, 3*dim) */
-    float *wo;            /* (layers, dim, dim) out_proj, transposed */
+    float *wo;            /* (layers, panels of (dim, dim)) out_proj */
     float *bo;            /* (layers, dim) */
     float *ln2_w, *ln2_b; /* (layers, dim) layer_norm2 */
-    float *w1;            /* (layers, dim, mlp) mlp.fc1, transposed */
+    float *w1;            /* (layers, panels of (dim, mlp)) mlp.fc1 */
     float *b1;            /* (layers, mlp) */
-    float *w2;            /* (layers, mlp, dim) mlp.fc2, transposed */
+    float *w2;            /* (layers, panels of (mlp, dim)) mlp.fc2 */
     float *b2;            /* (layers, dim) */
 } encoder_weights;
 
 typedef struct {
-    float *patch_w;              /* (channels*patch*patch, dim) patch_embedding conv as a matmul */
+    float *patch_w;              /* panels of (channels*patch*patch, dim): patch_embedding conv as a matmul */
     float *class_emb;            /* (dim) class_embedding */
     float *pos_emb;              /* (tokens, dim) position_embedding, tokens = grid^2 + 1 */
     float *pre_ln_w, *pre_ln_b;  /* (dim) pre_layrnorm */
     encoder_weights enc;         /* the transformer blocks */
     float *post_ln_w, *post_ln_b;/* (dim) post_layernorm */
-    float *proj;                 /* (dim, projection_dim) visual_projection, transposed */
+    float *proj;                 /* panels of (dim, projection_dim): visual_projection */
 } vision_weights;
 
 typedef struct {
@@ -78,7 +79,7 @@ typedef struct {
     float *pos_emb;              /* (context, dim) position_embedding */
     encoder_weights enc;         /* the transformer blocks (causal) */
     float *final_ln_w, *final_ln_b; /* (dim) final_layer_norm */
-    float *proj;                 /* (dim, projection_dim) text_projection, transposed */
+    float *proj;                 /* panels of (dim, projection_dim): text_projection */
 } text_weights;
 
 /* Activation buffers, grown on demand and reused between calls. */
@@ -274,6 +275,13 @@ typedef struct {
 } tensor_slot;
 
 #define MAX_SLOTS 40
+#define PANEL 64 /* = MM_NR below: linear weights come in panels of 64 output columns */
+
+/* floats of a linear weight (in, out) stored in panels, overflow-checked */
+static size_t packed(size_t in, size_t out, int *ok)
+{
+    return mul_sz(in, mul_sz((out + PANEL - 1) / PANEL, PANEL, ok), ok);
+}
 
 static int encoder_layout(tensor_slot *t, int n, encoder_weights *w, const char *tower, size_t layers, size_t dim,
                           size_t mlp, int *ok)
@@ -282,15 +290,15 @@ static int encoder_layout(tensor_slot *t, int n, encoder_weights *w, const char 
 #define SLOT(field, cnt) (t[n].name = #field, t[n].dst = &w->field, t[n].count = (cnt), n++)
     SLOT(ln1_w, mul_sz(layers, dim, ok));
     SLOT(ln1_b, mul_sz(layers, dim, ok));
-    SLOT(wqkv, mul_sz(mul_sz(layers, dim, ok), mul_sz(dim, 3, ok), ok));
+    SLOT(wqkv, mul_sz(layers, packed(dim, mul_sz(dim, 3, ok), ok), ok));
     SLOT(bqkv, mul_sz(layers, mul_sz(dim, 3, ok), ok));
-    SLOT(wo, mul_sz(mul_sz(layers, dim, ok), dim, ok));
+    SLOT(wo, mul_sz(layers, packed(dim, dim, ok), ok));
     SLOT(bo, mul_sz(layers, dim, ok));
     SLOT(ln2_w, mul_sz(layers, dim, ok));
     SLOT(ln2_b, mul_sz(layers, dim, ok));
-    SLOT(w1, mul_sz(mul_sz(layers, dim, ok), mlp, ok));
+    SLOT(w1, mul_sz(layers, packed(dim, mlp, ok), ok));
     SLOT(b1, mul_sz(layers, mlp, ok));
-    SLOT(w2, mul_sz(mul_sz(layers, mlp, ok), dim, ok));
+    SLOT(w2, mul_sz(layers, packed(mlp, dim, ok), ok));
     SLOT(b2, mul_sz(layers, dim, ok));
 #undef SLOT
     return n;
@@ -307,7 +315,7 @@ static int weight_layout(clip_model *m, tensor_slot *t, int *ok)
     size_t patch = mul_sz((size_t)c->channels, mul_sz((size_t)c->patch_size, (size_t)c->patch_size, ok), ok);
     int n = 0;
 #define SLOT(nm, ptr, cnt) (t[n].name = nm, t[n].dst = &(ptr), t[n].count = (cnt), n++)
-    SLOT("vision.patch_w", v->patch_w, mul_sz(patch, D, ok));
+    SLOT("vision.patch_w", v->patch_w, packed(patch, D, ok));
     SLOT("vision.class_emb", v->class_emb, D);
     SLOT("vision.pos_emb", v->pos_emb, mul_sz(tokens, D, ok));
     SLOT("vision.pre_ln_w", v->pre_ln_w, D);
@@ -315,13 +323,13 @@ static int weight_layout(clip_model *m, tensor_slot *t, int *ok)
     n = encoder_layout(t, n, &v->enc, "vision", (size_t)c->vision_layers, D, (size_t)c->vision_mlp, ok);
     SLOT("vision.post_ln_w", v->post_ln_w, D);
     SLOT("vision.post_ln_b", v->post_ln_b, D);
-    SLOT("vision.proj", v->proj, mul_sz(D, E, ok));
+    SLOT("vision.proj", v->proj, packed(D, E, ok));
     SLOT("text.tok_emb", x->tok_emb, mul_sz((size_t)c->vocab_size, Dt, ok));
     SLOT("text.pos_emb", x->pos_emb, mul_sz((size_t)c->context_length, Dt, ok));
     n = encoder_layout(t, n, &x->enc, "text", (size_t)c->text_layers, Dt, (size_t)c->text_mlp, ok);
     SLOT("text.final_ln_w", x->final_ln_w, Dt);
     SLOT("text.final_ln_b", x->final_ln_b, Dt);
-    SLOT("text.proj", x->proj, mul_sz(Dt, E, ok));
+    SLOT("text.proj", x->proj, packed(Dt, E, ok));
 #undef SLOT
     return n;
 }
@@ -583,45 +591,70 @@ static void layernorm_forward(float *out, const float *in, const float *w, const
     }
 }
 
-/* nn.Linear: out = in @ W + bias, with W stored (in_dim, out_dim) and bias
-   possibly NULL. The reference version: one output at a time. */
+/* nn.Linear: out = in @ W^T + bias. W is stored in panels: the output
+   columns in groups of MM_NR, each group a contiguous (in_dim, MM_NR) block,
+   the last one zero-padded (see packed_size). bias may be NULL.
+   The reference version: one output at a time, summing in k order. */
+#define MM_NR PANEL /* output columns per weight panel */
+#define MM_MR 6  /* input rows per tile: 6 x 64 accumulators fit the vector registers */
+
+static size_t packed_size(size_t in_dim, size_t out_dim)
+{
+    return in_dim * ((out_dim + MM_NR - 1) / MM_NR * MM_NR);
+}
+
 static void matmul_reference(float *out, const float *in, const float *w, const float *bias, int n, int in_dim,
                              int out_dim)
 {
     int r, o, k;
     for (r = 0; r < n; r++)
         for (o = 0; o < out_dim; o++) {
+            const float *panel = w + (size_t)(o / MM_NR) * in_dim * MM_NR + o % MM_NR;
             float acc = bias ? bias[o] : 0.0f;
-            for (k = 0; k < in_dim; k++) acc += in[(size_t)r * in_dim + k] * w[(size_t)k * out_dim + o];
+            for (k = 0; k < in_dim; k++) acc += in[(size_t)r * in_dim + k] * panel[(size_t)k * MM_NR];
             out[(size_t)r * out_dim + o] = acc;
         }
 }
 
-/* The same sums, in the same order, tiled: 4 rows x 64 columns of
-   accumulators, inner loop over contiguous columns (vectorizable). */
-#define MM_ROWS 4
-#define MM_COLS 64
+/* One MM_MR x MM_NR tile: the same sums in the same k order, with constant
+   loop bounds so the compiler keeps the accumulators in vector registers.
+   Rows come as pointers (a short last tile repeats a row and drops it). */
+static void matmul_tile(float *const *out, const float *const *in, const float *panel, const float *bias, int in_dim,
+                        int cols)
+{
+    float acc[MM_MR][MM_NR];
+    int r, c, k;
+    for (r = 0; r < MM_MR; r++)
+        for (c = 0; c < MM_NR; c++) acc[r][c] = bias[c];
+    for (k = 0; k < in_dim; k++) {
+        const float *wk = panel + (size_t)k * MM_NR;
+        for (r = 0; r < MM_MR; r++) {
+            float a = in[r][k];
+            for (c = 0; c < MM_NR; c++) acc[r][c] += a * wk[c];
+        }
+    }
+    for (r = 0; r < MM_MR; r++)
+        if (out[r]) memcpy(out[r], acc[r], (size_t)cols * sizeof(float));
+}
+
 static void matmul_forward(float *out, const float *in, const float *w, const float *bias, int n, int in_dim,
                            int out_dim)
 {
-    int row_blocks = (n + MM_ROWS - 1) / MM_ROWS, col_blocks = (out_dim + MM_COLS - 1) / MM_COLS, blk;
+    int row_blocks = (n + MM_MR - 1) / MM_MR, panels = (out_dim + MM_NR - 1) / MM_NR, blk;
+    /* tiles of one panel are adjacent, so a thread streams each panel once */
     OMP("omp parallel for schedule(static)")
-    for (blk = 0; blk < row_blocks * col_blocks; blk++) {
-        int r0 = (blk / col_blocks) * MM_ROWS, c0 = (blk % col_blocks) * MM_COLS;
-        int rows = n - r0 < MM_ROWS ? n - r0 : MM_ROWS, cols = out_dim - c0 < MM_COLS ? out_dim - c0 : MM_COLS;
-        float acc[MM_ROWS][MM_COLS];
-        int r, c, k;
-        for (r = 0; r < rows; r++)
-            for (c = 0; c < cols; c++) acc[r][c] = bias ? bias[c0 + c] : 0.0f;
-        for (k = 0; k < in_dim; k++) {
-            const float *wk = w + (size_t)k * out_dim + c0;
-            for (r = 0; r < rows; r++) {
-                float a = in[(size_t)(r0 + r) * in_dim + k];
-                float *ar = acc[r];
-                for (c = 0; c < cols; c++) ar[c] += a * wk[c];
-            }
+    for (blk = 0; blk < row_blocks * panels; blk++) {
+        int r0 = (blk % row_blocks) * MM_MR, c0 = (blk / row_blocks) * MM_NR, r, c;
+        int cols = out_dim - c0 < MM_NR ? out_dim - c0 : MM_NR;
+        const float *rows_in[MM_MR];
+        float *rows_out[MM_MR], b[MM_NR];
+        for (r = 0; r < MM_MR; r++) {
+            int rr = r0 + r < n ? r0 + r : n - 1;
+            rows_in[r] = in + (size_t)rr * in_dim;
+            rows_out[r] = r0 + r < n ? out + (size_t)(r0 + r) * out_dim + c0 : NULL;
         }
-        for (r = 0; r < rows; r++) memcpy(out + (size_t)(r0 + r) * out_dim + c0, acc[r], (size_t)cols * sizeof(float));
+        for (c = 0; c < MM_NR; c++) b[c] = bias && c < cols ? bias[c0 + c] : 0.0f;
+        matmul_tile(rows_out, rows_in, w + (size_t)(c0 / MM_NR) * in_dim * MM_NR, b, in_dim, cols);
     }
 }
 
@@ -704,7 +737,7 @@ static void encoder_forward(float *x, float *scratch, const encoder_weights *w, 
     for (l = 0; l < layers; l++) {
         size_t D = (size_t)dim, M = (size_t)mlp;
         layernorm_forward(xb, x, w->ln1_w + l * D, w->ln1_b + l * D, n, dim, eps);
-        matmul_forward(qkv, xb, w->wqkv + l * D * D * 3, w->bqkv + l * D * 3, n, dim, 3 * dim);
+        matmul_forward(qkv, xb, w->wqkv + l * packed_size(D, 3 * D), w->bqkv + l * D * 3, n, dim, 3 * dim);
         if (!seg_len) {
             attention_forward(attn, qkv, att, n, dim, heads, causal);
         } else {
@@ -714,12 +747,12 @@ static void encoder_forward(float *x, float *scratch, const encoder_weights *w, 
                 row += (size_t)seg_len[s];
             }
         }
-        matmul_forward(xb, attn, w->wo + l * D * D, w->bo + l * D, n, dim, dim);
+        matmul_forward(xb, attn, w->wo + l * packed_size(D, D), w->bo + l * D, n, dim, dim);
         residual_forward(x, xb, (size_t)n * D);
         layernorm_forward(xb, x, w->ln2_w + l * D, w->ln2_b + l * D, n, dim, eps);
-        matmul_forward(h, xb, w->w1 + l * D * M, w->b1 + l * M, n, dim, mlp);
+        matmul_forward(h, xb, w->w1 + l * packed_size(D, M), w->b1 + l * M, n, dim, mlp);
         activation_forward(h, (size_t)n * M, act);
-        matmul_forward(xb, h, w->w2 + l * M * D, w->b2 + l * D, n, mlp, dim);
+        matmul_forward(xb, h, w->w2 + l * packed_size(M, D), w->b2 + l * D, n, mlp, dim);
         residual_forward(x, xb, (size_t)n * D);
     }
 }

@@ -25,7 +25,7 @@ extern "C" {
 #endif
 
 #define CLIP_ERR_SIZE 256
-#define CLIP_FORMAT_VERSION 1   /* the weights-file version this build reads */
+#define CLIP_FORMAT_VERSION 2   /* the weights-file version this build reads */
 
 /* Activation functions of the MLP blocks. */
 enum { CLIP_ACT_QUICK_GELU = 0, CLIP_ACT_GELU = 1 };

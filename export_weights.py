@@ -29,10 +29,11 @@ except ImportError:  # pragma: no cover - message for users without numpy
     sys.exit("export_weights.py: numpy is required (pip install numpy, or apt-get install python3-numpy)")
 
 MAGIC = b"CLIP"
-VERSION = 1
+VERSION = 2
 HEADER_WORDS = 64           # the header is 64 little-endian 32-bit words
 HEADER_SIZE = HEADER_WORDS * 4
 ALIGN = 64                  # sections start on 64-byte boundaries
+PANEL = 64                  # linear weights: panels of 64 output columns (clip.c MM_NR)
 
 ACT_IDS = {"quick_gelu": 0, "gelu": 1}
 OPENAI_MEAN = [0.48145466, 0.4578275, 0.40821073]
@@ -563,9 +564,20 @@ def check_shape(name, arr, shape):
              "config.json does not describe these weights")
 
 
+def panels(w):
+    """A PyTorch Linear weight (out, in) in the matmul's layout: transposed to
+    (in, out), cut into panels of PANEL output columns, each panel (in, PANEL)
+    contiguous, the last zero-padded."""
+    o, k = w.shape
+    n = -(-o // PANEL)
+    buf = np.zeros((n * PANEL, k), dtype=np.float32)
+    buf[:o] = w
+    return buf.reshape(n, PANEL, k).transpose(0, 2, 1)
+
+
 def write_tensors(out, src, t, v, top):
     """Write every tensor in the blob's order (clip.c: weight_layout()).
-    Linear weights are stored transposed, as (in, out)."""
+    Linear weights go in panels (see panels())."""
     D, M, L, C, P = v["hidden_size"], v["intermediate_size"], v["num_hidden_layers"], v["num_channels"], v["patch_size"]
     T = (v["image_size"] // P) ** 2 + 1
     Dt, Mt, Lt, V, N = t["hidden_size"], t["intermediate_size"], t["num_hidden_layers"], t["vocab_size"], t["max_position_embeddings"]
@@ -591,27 +603,27 @@ def write_tensors(out, src, t, v, top):
             for i in range(L):
                 put(get(lay(i, s), (D,)))
         for i in range(L):   # wqkv (L, D, 3D): q, k, v side by side, transposed
-            put(np.concatenate([get(lay(i, f"self_attn.{q}.weight"), (D, D)) for q in ("q_proj", "k_proj", "v_proj")]).T)
+            put(panels(np.concatenate([get(lay(i, f"self_attn.{q}.weight"), (D, D)) for q in ("q_proj", "k_proj", "v_proj")])))
         for i in range(L):
             put(np.concatenate([get(lay(i, f"self_attn.{q}.bias"), (D,)) for q in ("q_proj", "k_proj", "v_proj")]))
         for i in range(L):
-            put(get(lay(i, "self_attn.out_proj.weight"), (D, D)).T)
+            put(panels(get(lay(i, "self_attn.out_proj.weight"), (D, D))))
         for i in range(L):
             put(get(lay(i, "self_attn.out_proj.bias"), (D,)))
         for s in ("layer_norm2.weight", "layer_norm2.bias"):
             for i in range(L):
                 put(get(lay(i, s), (D,)))
         for i in range(L):
-            put(get(lay(i, "mlp.fc1.weight"), (M, D)).T)
+            put(panels(get(lay(i, "mlp.fc1.weight"), (M, D))))
         for i in range(L):
             put(get(lay(i, "mlp.fc1.bias"), (M,)))
         for i in range(L):
-            put(get(lay(i, "mlp.fc2.weight"), (D, M)).T)
+            put(panels(get(lay(i, "mlp.fc2.weight"), (D, M))))
         for i in range(L):
             put(get(lay(i, "mlp.fc2.bias"), (D,)))
 
     # vision tower
-    put(get("vision_model.embeddings.patch_embedding.weight", (D, C, P, P)).reshape(D, C * P * P).T)
+    put(panels(get("vision_model.embeddings.patch_embedding.weight", (D, C, P, P)).reshape(D, C * P * P)))
     put(get("vision_model.embeddings.class_embedding", (D,)))
     put(get("vision_model.embeddings.position_embedding.weight", (T, D)))
     put(get("vision_model.pre_layrnorm.weight", (D,)))
@@ -619,14 +631,14 @@ def write_tensors(out, src, t, v, top):
     tower("vision_model", D, M, L)
     put(get("vision_model.post_layernorm.weight", (D,)))
     put(get("vision_model.post_layernorm.bias", (D,)))
-    put(get("visual_projection.weight", (E, D)).T)
+    put(panels(get("visual_projection.weight", (E, D))))
     # text tower
     put(get("text_model.embeddings.token_embedding.weight", (V, Dt)))
     put(get("text_model.embeddings.position_embedding.weight", (N, Dt)))
     tower("text_model", Dt, Mt, Lt)
     put(get("text_model.final_layer_norm.weight", (Dt,)))
     put(get("text_model.final_layer_norm.bias", (Dt,)))
-    put(get("text_projection.weight", (E, Dt)).T)
+    put(panels(get("text_projection.weight", (E, Dt))))
     return count
 
 

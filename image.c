@@ -13,6 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#define OMP(directive) _Pragma(directive)
+#else
+#define OMP(directive)
+#endif
+
 /* Pillow refuses images above twice Image.MAX_IMAGE_PIXELS as decompression
    bombs; so do we, before allocating. */
 #define CLIP_MAX_PIXELS 178956970LL
@@ -270,6 +277,8 @@ static int read_u16(jpeg_dec *d, int *v)
 static int segment(jpeg_dec *d, const unsigned char **seg, int *len, const char *what)
 {
     int n;
+    *seg = d->p;
+    *len = 0;
     if (read_u16(d, &n) || n < 2 || n - 2 > d->end - d->p) return jfail(d, "%s segment length is wrong or truncated", what);
     *seg = d->p;
     *len = n - 2;
@@ -757,6 +766,13 @@ static void idct_islow(unsigned char *out, size_t stride, const int16_t *in, con
         const int16_t *c = in + i;
         const uint16_t *qq = q + i;
         int64_t z1, z2, z3, z4, z5, t0, t1, t2, t3, t10, t11, t12, t13;
+        if (!(c[8] | c[16] | c[24] | c[32] | c[40] | c[48] | c[56])) {
+            /* only the DC term: the full computation reduces to this exactly */
+            int64_t dc = (int64_t)c[0] * qq[0] * (1 << IDCT_PASS1_BITS);
+            int r;
+            for (r = 0; r < 8; r++) ws[8 * r + i] = (int32_t)dc;
+            continue;
+        }
         z2 = (int64_t)c[16] * qq[16];
         z3 = (int64_t)c[48] * qq[48];
         z1 = (z2 + z3) * 4433;
@@ -806,6 +822,12 @@ static void idct_islow(unsigned char *out, size_t stride, const int16_t *in, con
         unsigned char *o = out + (size_t)i * stride;
         int64_t z1, z2, z3, z4, z5, t0, t1, t2, t3, t10, t11, t12, t13;
         const int sh = IDCT_CONST_BITS + IDCT_PASS1_BITS + 3;
+        if (!(w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7])) {
+            /* a flat row: again exactly what the full computation gives */
+            unsigned char v = idct_limit(DESCALE(w[0], IDCT_PASS1_BITS + 3));
+            memset(o, v, 8);
+            continue;
+        }
         z2 = w[2];
         z3 = w[6];
         z1 = (z2 + z3) * 4433;
@@ -1025,6 +1047,7 @@ static int decode_jpeg(clip_image *img, const unsigned char *data, size_t size, 
             jfail(d, "out of memory");
             goto out;
         }
+        OMP("omp parallel for private(bx) schedule(static)")
         for (by = 0; by < c->bh; by++)
             for (bx = 0; bx < c->bw; bx++)
                 idct_islow(c->plane + (size_t)by * 8 * stride + (size_t)bx * 8, stride,
@@ -1033,12 +1056,6 @@ static int decode_jpeg(clip_image *img, const unsigned char *data, size_t size, 
         c->coef = NULL;
     }
     if (image_alloc(img, d->w, d->h, err)) goto out;
-    /* upsample a row of each component, then convert */
-    rows = (unsigned char *)malloc((size_t)(d->w + 16) * 8 * 2);
-    if (!rows) {
-        jfail(d, "out of memory");
-        goto out;
-    }
     for (i = 0; i < 256; i++) {
         int32_t xx = i - 128;
         cr_r[i] = (int)ASR(91881 * xx + 32768, 16);  /* FIX(1.40200) */
@@ -1046,29 +1063,49 @@ static int decode_jpeg(clip_image *img, const unsigned char *data, size_t size, 
         cr_g[i] = -46802 * xx;                       /* -FIX(0.71414) */
         cb_g[i] = -22554 * xx + 32768;               /* -FIX(0.34414), plus ONE_HALF */
     }
-    for (y = 0; y < d->h; y++) {
-        unsigned char *o = img->rgb + (size_t)y * d->w * 3;
-        unsigned char *r0 = rows, *r1 = rows + (d->w + 16) * 2, *r2 = rows + (d->w + 16) * 4,
-                      *tmp = rows + (d->w + 16) * 6;
-        upsample_row(d, &d->comp[0], y, r0, tmp);
-        if (d->ncomp == 1) {
-            for (x = 0; x < d->w; x++) o[3 * x] = o[3 * x + 1] = o[3 * x + 2] = r0[x];
-            continue;
+    /* upsample a row of each component, then convert; rows are independent */
+    {
+        int threads = 1;
+        size_t row_buf = (size_t)(d->w + 16) * 8;
+#ifdef _OPENMP
+        threads = omp_get_max_threads();
+#endif
+        rows = (unsigned char *)malloc(row_buf * (size_t)threads);
+        if (!rows) {
+            jfail(d, "out of memory");
+            goto out;
         }
-        upsample_row(d, &d->comp[1], y, r1, tmp);
-        upsample_row(d, &d->comp[2], y, r2, tmp);
-        if (rgb) {
-            for (x = 0; x < d->w; x++) {
-                o[3 * x] = r0[x];
-                o[3 * x + 1] = r1[x];
-                o[3 * x + 2] = r2[x];
+        OMP("omp parallel for private(x) schedule(static)")
+        for (y = 0; y < d->h; y++) {
+            int tid = 0;
+            unsigned char *o = img->rgb + (size_t)y * d->w * 3, *r0, *r1, *r2, *tmp;
+#ifdef _OPENMP
+            tid = omp_get_thread_num();
+#endif
+            r0 = rows + row_buf * (size_t)tid;
+            r1 = r0 + (d->w + 16) * 2;
+            r2 = r0 + (d->w + 16) * 4;
+            tmp = r0 + (d->w + 16) * 6;
+            upsample_row(d, &d->comp[0], y, r0, tmp);
+            if (d->ncomp == 1) {
+                for (x = 0; x < d->w; x++) o[3 * x] = o[3 * x + 1] = o[3 * x + 2] = r0[x];
+                continue;
             }
-        } else {
-            for (x = 0; x < d->w; x++) {
-                int yy = r0[x], cb = r1[x], cr = r2[x];
-                o[3 * x] = clamp255(yy + cr_r[cr]);
-                o[3 * x + 1] = clamp255(yy + (int)ASR(cb_g[cb] + cr_g[cr], 16));
-                o[3 * x + 2] = clamp255(yy + cb_b[cb]);
+            upsample_row(d, &d->comp[1], y, r1, tmp);
+            upsample_row(d, &d->comp[2], y, r2, tmp);
+            if (rgb) {
+                for (x = 0; x < d->w; x++) {
+                    o[3 * x] = r0[x];
+                    o[3 * x + 1] = r1[x];
+                    o[3 * x + 2] = r2[x];
+                }
+            } else {
+                for (x = 0; x < d->w; x++) {
+                    int yy = r0[x], cb = r1[x], cr = r2[x];
+                    o[3 * x] = clamp255(yy + cr_r[cr]);
+                    o[3 * x + 1] = clamp255(yy + (int)ASR(cb_g[cb] + cr_g[cr], 16));
+                    o[3 * x + 2] = clamp255(yy + cb_b[cb]);
+                }
             }
         }
     }
@@ -1252,18 +1289,25 @@ static unsigned char clip8(int32_t v)
 static void resample_horizontal(unsigned char *out, int ncols, const unsigned char *in, int in_w, int row0, int rows,
                                 const coeffs *c)
 {
-    int y, o, x, ch;
+    int y;
+    OMP("omp parallel for schedule(static)")
     for (y = 0; y < rows; y++) {
         const unsigned char *src = in + (size_t)(row0 + y) * in_w * 3;
         unsigned char *dst = out + (size_t)y * ncols * 3;
+        int o, x;
         for (o = 0; o < ncols; o++) {
-            int xmin = c->bounds[o * 2], xmax = c->bounds[o * 2 + 1];
+            int xmax = c->bounds[o * 2 + 1];
+            const unsigned char *p = src + (size_t)c->bounds[o * 2] * 3;
             const int32_t *k = c->k + (size_t)o * c->ksize;
-            for (ch = 0; ch < 3; ch++) {
-                int32_t ss = 1 << (PRECISION_BITS - 1);
-                for (x = 0; x < xmax; x++) ss += src[(size_t)(x + xmin) * 3 + ch] * k[x];
-                dst[o * 3 + ch] = clip8(ss);
+            int32_t s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
+            for (x = 0; x < xmax; x++) {
+                s0 += p[3 * x] * k[x];
+                s1 += p[3 * x + 1] * k[x];
+                s2 += p[3 * x + 2] * k[x];
             }
+            dst[o * 3] = clip8(s0);
+            dst[o * 3 + 1] = clip8(s1);
+            dst[o * 3 + 2] = clip8(s2);
         }
     }
 }
@@ -1273,9 +1317,10 @@ static void resample_horizontal(unsigned char *out, int ncols, const unsigned ch
 static void resample_vertical(unsigned char *out, int nrows, const unsigned char *in, int w, int row0,
                               const coeffs *c)
 {
-    int o, x, y;
+    int o;
+    OMP("omp parallel for schedule(static)")
     for (o = 0; o < nrows; o++) {
-        int ymin = c->bounds[o * 2] - row0, ymax = c->bounds[o * 2 + 1];
+        int ymin = c->bounds[o * 2] - row0, ymax = c->bounds[o * 2 + 1], x, y;
         const int32_t *k = c->k + (size_t)o * c->ksize;
         unsigned char *dst = out + (size_t)o * w * 3;
         for (x = 0; x < w * 3; x++) {

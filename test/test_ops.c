@@ -1,5 +1,6 @@
 /* Unit tests of clip.c's primitive ops: the tiled matmul against the
-   reference matmul on odd shapes. */
+   reference matmul on odd shapes (weights in the panel layout: (in, out)
+   in panels of 64 output columns, the last zero-padded). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,16 +16,20 @@ static float frand(unsigned *s)
 
 int main(void)
 {
-    static const int shapes[][3] = {{1, 1, 1}, {1, 7, 3}, {3, 5, 65}, {5, 64, 64}, {50, 768, 97},
+    static const int shapes[][3] = {{1, 1, 1}, {1, 7, 3}, {3, 5, 65}, {5, 64, 64}, {50, 768, 97}, {50, 768, 2304}, {6, 64, 64}, {7, 64, 128},
                                     {4, 3, 128}, {7, 129, 200}, {13, 40, 1}, {2, 1, 300}};
     unsigned seed = 1;
     int s, failed = 0;
     for (s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
         int n = shapes[s][0], k = shapes[s][1], o = shapes[s][2], i, with_bias;
-        float *in = malloc(sizeof(float) * n * k), *w = malloc(sizeof(float) * k * o);
+        int padded = (o + 63) / 64 * 64;
+        float *in = malloc(sizeof(float) * n * k), *w = calloc((size_t)k * padded, sizeof(float));
         float *b = malloc(sizeof(float) * o), *r = malloc(sizeof(float) * n * o), *f = malloc(sizeof(float) * n * o);
         for (i = 0; i < n * k; i++) in[i] = frand(&seed);
-        for (i = 0; i < k * o; i++) w[i] = frand(&seed);
+        for (i = 0; i < k * o; i++) { /* element (kk, oo) of panel oo / 64 */
+            int kk = i / o, oo = i % o;
+            w[(size_t)(oo / 64) * k * 64 + (size_t)kk * 64 + oo % 64] = frand(&seed);
+        }
         for (i = 0; i < o; i++) b[i] = frand(&seed);
         for (with_bias = 0; with_bias < 2; with_bias++) {
             double maxerr = 0.0, maxval = 0.0;

@@ -1,0 +1,97 @@
+/* clip_bench: time the library on one weights file.
+     clip_bench MODEL [RUNS] [TEXTS] [TOKENS]
+   Prints, as one JSON line: load time, image-tower and text-tower medians
+   (TEXTS prompts of TOKENS tokens each, encoded as one batch), and peak RSS. */
+#define _XOPEN_SOURCE 600
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "clip.h"
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+int main(int argc, char **argv)
+{
+    char err[CLIP_ERR_SIZE];
+    int runs = argc > 2 ? atoi(argv[2]) : 20, texts = argc > 3 ? atoi(argv[3]) : 4, tokens = argc > 4 ? atoi(argv[4]) : 7;
+    double t0, load, *ti, *tt;
+    clip_model *m;
+    const clip_config *c;
+    clip_image crop;
+    float *f;
+    int32_t *ids;
+    int *lens, i, j;
+    struct rusage ru;
+    if (argc < 2 || runs < 1 || texts < 1 || tokens < 2) {
+        fprintf(stderr, "usage: clip_bench MODEL [RUNS] [TEXTS] [TOKENS]\n");
+        return 2;
+    }
+    t0 = now();
+    m = clip_model_load(argv[1], err);
+    load = now() - t0;
+    if (!m) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    c = clip_model_config(m);
+    crop.width = crop.height = c->image_size;
+    crop.rgb = malloc((size_t)c->image_size * c->image_size * 3);
+    for (i = 0; i < c->image_size * c->image_size * 3; i++) crop.rgb[i] = (unsigned char)(i * 7 % 251);
+    if (tokens > c->context_length) tokens = c->context_length;
+    ids = malloc(sizeof(int32_t) * texts * c->context_length);
+    lens = malloc(sizeof(int) * texts);
+    for (i = 0; i < texts; i++) {
+        lens[i] = tokens;
+        ids[i * c->context_length] = c->bos_id;
+        for (j = 1; j < tokens - 1; j++) ids[i * c->context_length + j] = 320 + 13 * i + j;
+        ids[i * c->context_length + tokens - 1] = c->eos_id;
+    }
+    f = malloc(sizeof(float) * c->projection_dim * (texts > 1 ? texts : 1));
+    ti = malloc(sizeof(double) * runs);
+    tt = malloc(sizeof(double) * runs);
+    /* one warm-up of each: first touches of the mapped weights */
+    if (clip_encode_image(m, &crop, f, err) || clip_encode_text(m, ids, lens, texts, c->context_length, f, err)) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    for (i = 0; i < runs; i++) {
+        t0 = now();
+        clip_encode_image(m, &crop, f, err);
+        ti[i] = now() - t0;
+        t0 = now();
+        clip_encode_text(m, ids, lens, texts, c->context_length, f, err);
+        tt[i] = now() - t0;
+    }
+    getrusage(RUSAGE_SELF, &ru);
+    printf("{\"load_ms\": %.2f, \"image_ms\": %.3f, \"text_ms\": %.3f, \"texts\": %d, \"tokens\": %d, "
+           "\"peak_rss_mib\": %.1f}\n",
+           load * 1e3, median(ti, runs) * 1e3, median(tt, runs) * 1e3, texts, tokens, ru.ru_maxrss / 1024.0);
+    free(ti);
+    free(tt);
+    free(f);
+    free(ids);
+    free(lens);
+    free(crop.rgb);
+    clip_model_free(m);
+    return 0;
+}
