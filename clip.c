@@ -616,11 +616,45 @@ static void matmul_reference(float *out, const float *in, const float *w, const 
         }
 }
 
+/* What a matmul does with each result before storing it (its epilogue):
+   store it, add it to what is there (a residual connection), or store it
+   through the MLP's activation. */
+enum { MM_STORE, MM_ADD, MM_QUICK_GELU, MM_GELU };
+
+/* ACT2FN["quick_gelu"]: x * sigmoid(1.702 x); ACT2FN["gelu"]: the exact erf form */
+static float quick_gelu(float x)
+{
+    return x / (1.0f + expf(-1.702f * x));
+}
+
+static float gelu(float x)
+{
+    return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+}
+
+static void epilogue(float *out, const float *acc, int cols, int mode)
+{
+    int c;
+    switch (mode) {
+    case MM_ADD:
+        for (c = 0; c < cols; c++) out[c] += acc[c];
+        break;
+    case MM_QUICK_GELU:
+        for (c = 0; c < cols; c++) out[c] = quick_gelu(acc[c]);
+        break;
+    case MM_GELU:
+        for (c = 0; c < cols; c++) out[c] = gelu(acc[c]);
+        break;
+    default:
+        memcpy(out, acc, (size_t)cols * sizeof(float));
+    }
+}
+
 /* One MM_MR x MM_NR tile: the same sums in the same k order, with constant
    loop bounds so the compiler keeps the accumulators in vector registers.
    Rows come as pointers (a short last tile repeats a row and drops it). */
 static void matmul_tile(float *const *out, const float *const *in, const float *panel, const float *bias, int in_dim,
-                        int cols)
+                        int cols, int mode)
 {
     float acc[MM_MR][MM_NR];
     int r, c, k;
@@ -634,11 +668,11 @@ static void matmul_tile(float *const *out, const float *const *in, const float *
         }
     }
     for (r = 0; r < MM_MR; r++)
-        if (out[r]) memcpy(out[r], acc[r], (size_t)cols * sizeof(float));
+        if (out[r]) epilogue(out[r], acc[r], cols, mode);
 }
 
 static void matmul_forward(float *out, const float *in, const float *w, const float *bias, int n, int in_dim,
-                           int out_dim)
+                           int out_dim, int mode)
 {
     int row_blocks = (n + MM_MR - 1) / MM_MR, panels = (out_dim + MM_NR - 1) / MM_NR, blk;
     /* tiles of one panel are adjacent, so a thread streams each panel once */
@@ -654,18 +688,8 @@ static void matmul_forward(float *out, const float *in, const float *w, const fl
             rows_out[r] = r0 + r < n ? out + (size_t)(r0 + r) * out_dim + c0 : NULL;
         }
         for (c = 0; c < MM_NR; c++) b[c] = bias && c < cols ? bias[c0 + c] : 0.0f;
-        matmul_tile(rows_out, rows_in, w + (size_t)(c0 / MM_NR) * in_dim * MM_NR, b, in_dim, cols);
+        matmul_tile(rows_out, rows_in, w + (size_t)(c0 / MM_NR) * in_dim * MM_NR, b, in_dim, cols, mode);
     }
-}
-
-/* ACT2FN["quick_gelu"]: x * sigmoid(1.702 x); ACT2FN["gelu"]: exact erf GELU */
-static void activation_forward(float *x, size_t n, int act)
-{
-    size_t i;
-    if (act == CLIP_ACT_QUICK_GELU)
-        for (i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-1.702f * x[i]));
-    else
-        for (i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
 }
 
 /* x += y */
@@ -691,8 +715,13 @@ static void attention_forward(float *out, const float *qkv, float *att, int n, i
         float mx = -FLT_MAX, sum = 0.0f;
         for (j = 0; j <= last; j++) {
             const float *k = qkv + (size_t)j * stride + dim + (size_t)h * hd;
-            float dot = 0.0f;
-            for (d = 0; d < hd; d++) dot += q[d] * k[d];
+            float part[8] = {0, 0, 0, 0, 0, 0, 0, 0}, dot = 0.0f;
+            int u;
+            /* eight partial sums: a vector accumulator, without -ffast-math */
+            for (d = 0; d + 8 <= hd; d += 8)
+                for (u = 0; u < 8; u++) part[u] += q[d + u] * k[d + u];
+            for (; d < hd; d++) dot += q[d] * k[d];
+            for (u = 0; u < 8; u++) dot += part[u];
             s[j] = dot * scale;
             if (s[j] > mx) mx = s[j];
         }
@@ -737,7 +766,7 @@ static void encoder_forward(float *x, float *scratch, const encoder_weights *w, 
     for (l = 0; l < layers; l++) {
         size_t D = (size_t)dim, M = (size_t)mlp;
         layernorm_forward(xb, x, w->ln1_w + l * D, w->ln1_b + l * D, n, dim, eps);
-        matmul_forward(qkv, xb, w->wqkv + l * packed_size(D, 3 * D), w->bqkv + l * D * 3, n, dim, 3 * dim);
+        matmul_forward(qkv, xb, w->wqkv + l * packed_size(D, 3 * D), w->bqkv + l * D * 3, n, dim, 3 * dim, MM_STORE);
         if (!seg_len) {
             attention_forward(attn, qkv, att, n, dim, heads, causal);
         } else {
@@ -747,13 +776,11 @@ static void encoder_forward(float *x, float *scratch, const encoder_weights *w, 
                 row += (size_t)seg_len[s];
             }
         }
-        matmul_forward(xb, attn, w->wo + l * packed_size(D, D), w->bo + l * D, n, dim, dim);
-        residual_forward(x, xb, (size_t)n * D);
+        matmul_forward(x, attn, w->wo + l * packed_size(D, D), w->bo + l * D, n, dim, dim, MM_ADD);
         layernorm_forward(xb, x, w->ln2_w + l * D, w->ln2_b + l * D, n, dim, eps);
-        matmul_forward(h, xb, w->w1 + l * packed_size(D, M), w->b1 + l * M, n, dim, mlp);
-        activation_forward(h, (size_t)n * M, act);
-        matmul_forward(xb, h, w->w2 + l * packed_size(M, D), w->b2 + l * D, n, mlp, dim);
-        residual_forward(x, xb, (size_t)n * D);
+        matmul_forward(h, xb, w->w1 + l * packed_size(D, M), w->b1 + l * M, n, dim, mlp,
+                       act == CLIP_ACT_QUICK_GELU ? MM_QUICK_GELU : MM_GELU);
+        matmul_forward(x, h, w->w2 + l * packed_size(M, D), w->b2 + l * D, n, mlp, dim, MM_ADD);
     }
 }
 
@@ -797,14 +824,14 @@ int clip_encode_image(clip_model *m, const clip_image *crop, float *features, ch
     }
     /* CLIPVisionEmbeddings: [class_embedding; patch_embedding(pixels)] + position_embedding */
     memcpy(x, w->class_emb, (size_t)D * sizeof(float));
-    matmul_forward(x + D, patches, w->patch_w, NULL, n - 1, patch_len, D);
+    matmul_forward(x + D, patches, w->patch_w, NULL, n - 1, patch_len, D, MM_STORE);
     residual_forward(x, w->pos_emb, (size_t)n * D);
     layernorm_forward(x, x, w->pre_ln_w, w->pre_ln_b, n, D, c->vision_eps);
     encoder_forward(x, scratch, &w->enc, c->vision_layers, n, D, c->vision_mlp, c->vision_heads, c->vision_act,
                     c->vision_eps, 0, NULL, 0);
     /* pooled_output = post_layernorm(last_hidden_state[:, 0, :]) */
     layernorm_forward(pooled, x, w->post_ln_w, w->post_ln_b, 1, D, c->vision_eps);
-    matmul_forward(features, pooled, w->proj, NULL, 1, D, c->projection_dim);
+    matmul_forward(features, pooled, w->proj, NULL, 1, D, c->projection_dim, MM_STORE);
     return 0;
 }
 
@@ -845,7 +872,7 @@ static int encode_text_batch(clip_model *m, const int32_t *ids, const int *seg, 
         row += (size_t)seg[t];
         layernorm_forward(pooled + (size_t)t * D, x + (row - 1) * D, w->final_ln_w, w->final_ln_b, 1, D, c->text_eps);
     }
-    matmul_forward(features, pooled, w->proj, NULL, n_texts, D, c->projection_dim);
+    matmul_forward(features, pooled, w->proj, NULL, n_texts, D, c->projection_dim, MM_STORE);
     return 0;
 }
 
@@ -939,7 +966,7 @@ void clip_internal_matmul(float *out, const float *in, const float *w, const flo
     if (reference)
         matmul_reference(out, in, w, bias, n, in_dim, out_dim);
     else
-        matmul_forward(out, in, w, bias, n, in_dim, out_dim);
+        matmul_forward(out, in, w, bias, n, in_dim, out_dim, MM_STORE);
 }
 
 /* ------------------------------------------------------------------------

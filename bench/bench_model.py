@@ -46,7 +46,10 @@ def encoder(p, x, cfg, causal):
         lin = lambda z, nm: F.linear(z, W[q + nm + ".weight"], W[q + nm + ".bias"])
         y = F.layer_norm(x, (d,), W[q + "layer_norm1.weight"], W[q + "layer_norm1.bias"], cfg["layer_norm_eps"])
         qq, kk, vv = (lin(y, f"self_attn.{{z}}_proj").view(b, n, h, d // h).transpose(1, 2) for z in "qkv")
-        a = F.scaled_dot_product_attention(qq, kk, vv, attn_mask=mask).transpose(1, 2).reshape(b, n, d)
+        sc = (qq * (d // h) ** -0.5) @ kk.transpose(-1, -2)
+        if mask is not None:
+            sc = sc + mask
+        a = (sc.softmax(-1) @ vv).transpose(1, 2).reshape(b, n, d)
         x = x + lin(a, "self_attn.out_proj")
         y = F.layer_norm(x, (d,), W[q + "layer_norm2.weight"], W[q + "layer_norm2.bias"], cfg["layer_norm_eps"])
         x = x + lin(act(lin(y, "mlp.fc1"), cfg["hidden_act"]), "mlp.fc2")
