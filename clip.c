@@ -596,7 +596,7 @@ static void layernorm_forward(float *out, const float *in, const float *w, const
    the last one zero-padded (see packed_size). bias may be NULL.
    The reference version: one output at a time, summing in k order. */
 #define MM_NR PANEL /* output columns per weight panel */
-#define MM_MR 6  /* input rows per tile: 6 x 64 accumulators fit the vector registers */
+#define MM_MR 6  /* at most this many input rows per tile: 6 x 64 accumulators fit the vector registers */
 
 static size_t packed_size(size_t in_dim, size_t out_dim)
 {
@@ -650,45 +650,66 @@ static void epilogue(float *out, const float *acc, int cols, int mode)
     }
 }
 
-/* One MM_MR x MM_NR tile: the same sums in the same k order, with constant
-   loop bounds so the compiler keeps the accumulators in vector registers.
-   Rows come as pointers (a short last tile repeats a row and drops it). */
+/* One mr x MM_NR tile: the same sums in the same k order. It is called with
+   constant mr (4, 5 or 6), so the compiler makes one copy per size with
+   fixed loop bounds and keeps the accumulators in vector registers. Rows
+   come as pointers (a short last tile repeats a row and drops it). */
 static void matmul_tile(float *const *out, const float *const *in, const float *panel, const float *bias, int in_dim,
-                        int cols, int mode)
+                        int cols, int mode, int mr)
 {
     float acc[MM_MR][MM_NR];
     int r, c, k;
-    for (r = 0; r < MM_MR; r++)
+    for (r = 0; r < mr; r++)
         for (c = 0; c < MM_NR; c++) acc[r][c] = bias[c];
     for (k = 0; k < in_dim; k++) {
         const float *wk = panel + (size_t)k * MM_NR;
-        for (r = 0; r < MM_MR; r++) {
+        for (r = 0; r < mr; r++) {
             float a = in[r][k];
             for (c = 0; c < MM_NR; c++) acc[r][c] += a * wk[c];
         }
     }
-    for (r = 0; r < MM_MR; r++)
+    for (r = 0; r < mr; r++)
         if (out[r]) epilogue(out[r], acc[r], cols, mode);
+}
+
+/* The tile height (4..6) that wastes the fewest rows on n. */
+static int tile_rows(int n)
+{
+    int best = MM_MR, waste = INT_MAX, mr;
+    for (mr = MM_MR; mr >= 4; mr--) {
+        int w = (n + mr - 1) / mr * mr - n;
+        if (w < waste) {
+            waste = w;
+            best = mr;
+        }
+    }
+    return best;
 }
 
 static void matmul_forward(float *out, const float *in, const float *w, const float *bias, int n, int in_dim,
                            int out_dim, int mode)
 {
-    int row_blocks = (n + MM_MR - 1) / MM_MR, panels = (out_dim + MM_NR - 1) / MM_NR, blk;
+    int mr = tile_rows(n), row_blocks = (n + mr - 1) / mr, panels = (out_dim + MM_NR - 1) / MM_NR, blk;
     /* tiles of one panel are adjacent, so a thread streams each panel once */
     OMP("omp parallel for schedule(static)")
     for (blk = 0; blk < row_blocks * panels; blk++) {
-        int r0 = (blk % row_blocks) * MM_MR, c0 = (blk / row_blocks) * MM_NR, r, c;
+        int r0 = (blk % row_blocks) * mr, c0 = (blk / row_blocks) * MM_NR, r, c;
         int cols = out_dim - c0 < MM_NR ? out_dim - c0 : MM_NR;
         const float *rows_in[MM_MR];
         float *rows_out[MM_MR], b[MM_NR];
-        for (r = 0; r < MM_MR; r++) {
+        const float *panel = w + (size_t)(c0 / MM_NR) * in_dim * MM_NR;
+        for (r = 0; r < mr; r++) {
             int rr = r0 + r < n ? r0 + r : n - 1;
             rows_in[r] = in + (size_t)rr * in_dim;
             rows_out[r] = r0 + r < n ? out + (size_t)(r0 + r) * out_dim + c0 : NULL;
         }
         for (c = 0; c < MM_NR; c++) b[c] = bias && c < cols ? bias[c0 + c] : 0.0f;
-        matmul_tile(rows_out, rows_in, w + (size_t)(c0 / MM_NR) * in_dim * MM_NR, b, in_dim, cols, mode);
+        if (mr == 6)
+            matmul_tile(rows_out, rows_in, panel, b, in_dim, cols, mode, 6);
+        else if (mr == 5)
+            matmul_tile(rows_out, rows_in, panel, b, in_dim, cols, mode, 5);
+        else
+            matmul_tile(rows_out, rows_in, panel, b, in_dim, cols, mode, 4);
     }
 }
 
