@@ -26,6 +26,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #endif
+#if defined(_WIN32) && !defined(CLIP_NO_MAIN)
+#include <fcntl.h> /* _O_BINARY: stdin and stdout carry bytes, not text */
+#include <io.h>
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #define OMP(directive) _Pragma(directive)
@@ -1443,6 +1447,10 @@ int main(int argc, char **argv)
 {
     cli_options o;
     const char *cmd = argc > 1 ? argv[1] : "";
+#ifdef _WIN32
+    _setmode(_fileno(stdin), _O_BINARY);
+    _setmode(_fileno(stdout), _O_BINARY);
+#endif
     if (argc < 2) {
         fputs(usage_text, stderr);
         return 2;

@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""The same answers on other machines: clip built for s390x (64-bit
+big-endian), armhf (32-bit little-endian), aarch64 (under qemu-user) and
+x86-64 Windows (mingw-w64, under wine), and with tcc, clang, -DCLIP_NO_MMAP
+and without OpenMP. On each: token ids identical to the native build, image
+and text features within 1e-5 relative of it on the tiny fixture models, and
+JPEG decoding byte-identical. Each target is skipped (with a line saying so)
+when its compiler or emulator is not installed."""
+import json
+import os
+import shutil
+import subprocess
+
+import numpy as np
+
+from common import CLIP, FIX, OUT, ROOT, arrays, check, export, finish, need_fixtures, rel_err
+
+need_fixtures("test_cross")
+SRC = [os.path.join(ROOT, f) for f in ("clip.c", "tokenizer.c", "image.c")]
+WARN = ["-std=c99", "-Wall", "-Wextra", "-pedantic"]
+TEXTS = ["a photo of a cat", "Ελληνικά 中文 🐱 İstanbul", "x " * 90, "Café\u0301 <|endoftext|> ok"]
+blobs = [export(os.path.join(FIX, "models", m), os.path.join(OUT, f"cross-{m}.bin")) for m in ("tiny-quickgelu", "tiny-gelu")]
+crops = {224: os.path.join(FIX, "pixels", "224", "chelsea.ppm.ppm"), 64: os.path.join(FIX, "pixels", "64", "coffee.ppm.ppm")}
+jpegs = [os.path.join(FIX, "images", n) for n in ("chelsea_q90_420.jpg", "chelsea_prog.jpg", "odd_17x9.jpg")]
+
+
+def run_with(prefix, exe, args, env=None):
+    p = subprocess.run(prefix + [exe] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600, env=env)
+    return p.returncode, p.stdout, p.stderr.decode("utf-8", "replace")
+
+
+def outputs(prefix, exe, env=None):
+    """Everything compared between builds: ids, features, decoded bytes."""
+    res = {"ids": [], "img": [], "txt": [], "jpeg": []}
+    for t in TEXTS:
+        rc, out, err = run_with(prefix, exe, ["tokenize", blobs[0], t], env)
+        res["ids"].append(json.loads(out) if rc == 0 else err)
+    for blob, size in zip(blobs, (224, 64)):
+        rc, out, err = run_with(prefix, exe, ["embed", blob, crops[size]], env)
+        res["img"].append(arrays(out) if rc == 0 else None)
+        rc, out, err = run_with(prefix, exe, ["embed", blob, "--text"] + TEXTS[:2], env)
+        res["txt"].append(arrays(out) if rc == 0 else None)
+    for j in jpegs:
+        dst = os.path.join(OUT, "cross-dec.ppm")
+        rc, out, err = run_with(prefix, exe, ["decode", j, dst], env)
+        if rc == 0:
+            with open(dst, "rb") as f:
+                res["jpeg"].append(f.read())
+        else:
+            res["jpeg"].append(err)
+    return res
+
+
+def compare(name, got, want):
+    ok_ids = got["ids"] == want["ids"]
+    errs = [rel_err(g, w) if g is not None else float("inf") for g, w in zip(got["img"] + got["txt"], want["img"] + want["txt"])]
+    ok_jpeg = got["jpeg"] == want["jpeg"]
+    check(ok_ids and max(errs) <= 1e-5 and ok_jpeg,
+          f"{name}: ids {'same' if ok_ids else 'DIFFER'}, features max rel err {max(errs):.1e}, "
+          f"JPEG bytes {'same' if ok_jpeg else 'DIFFER'}")
+
+
+native = outputs([], CLIP)
+ran = 0
+
+# other compilers and configurations, natively
+configs = [("gcc -DCLIP_NO_MMAP, no OpenMP", "gcc", ["-O2", "-DCLIP_NO_MMAP"]),
+           ("gcc -O0", "gcc", ["-O0"]),
+           ("clang", "clang", ["-O2"]),
+           ("clang + OpenMP", "clang", ["-O2", "-fopenmp"]),
+           ("tcc", "tcc", [])]
+for name, cc, flags in configs:
+    if not shutil.which(cc):
+        print(f"SKIPPED {name}: {cc} not installed")
+        continue
+    exe = os.path.join(OUT, "clip-" + name.split()[0] + str(len(flags)) + ("omp" if "-fopenmp" in flags else ""))
+    p = subprocess.run([cc] + flags + WARN + ["-o", exe] + SRC + ["-lm"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    warnings = [l for l in p.stderr.decode().splitlines() if "warning" in l]
+    if p.returncode != 0 and "-fopenmp" in flags:
+        print(f"SKIPPED {name}: no OpenMP runtime for {cc} ({p.stderr.decode().strip()[:80]})")
+        continue
+    check(p.returncode == 0 and not warnings, f"{name}: builds without warnings {warnings[:2]} {p.stderr.decode()[:200] if p.returncode else ''}")
+    if p.returncode == 0:
+        compare(name, outputs([], exe), native)
+        ran += 1
+
+# cross builds under qemu-user: (name, compiler, qemu, sysroot)
+targets = [("s390x (big-endian, 64-bit)", "s390x-linux-gnu-gcc", "qemu-s390x", "/usr/s390x-linux-gnu"),
+           ("armhf (32-bit)", "arm-linux-gnueabihf-gcc", "qemu-arm", "/usr/arm-linux-gnueabihf"),
+           ("aarch64", "aarch64-linux-gnu-gcc", "qemu-aarch64", "/usr/aarch64-linux-gnu")]
+for name, cc, qemu, sysroot in targets:
+    if not shutil.which(cc) or not shutil.which(qemu):
+        print(f"SKIPPED {name}: {cc} or {qemu} not installed (apt-get install gcc-{cc[:-4]} qemu-user)")
+        continue
+    exe = os.path.join(OUT, "clip-" + qemu)
+    p = subprocess.run([cc, "-O2"] + WARN + ["-o", exe] + SRC + ["-lm"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    warnings = [l for l in p.stderr.decode().splitlines() if "warning" in l]
+    check(p.returncode == 0 and not warnings, f"{name}: cross-builds without warnings {warnings[:2]}")
+    if p.returncode == 0:
+        compare(name, outputs([qemu, "-L", sysroot], exe), native)
+        ran += 1
+
+# Windows: mingw-w64 under wine
+if shutil.which("x86_64-w64-mingw32-gcc") and (shutil.which("wine") or shutil.which("wine64")):
+    exe = os.path.join(OUT, "clip.exe")
+    p = subprocess.run(["x86_64-w64-mingw32-gcc", "-O2"] + WARN + ["-o", exe] + SRC, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+    warnings = [l for l in p.stderr.decode().splitlines() if "warning" in l]
+    check(p.returncode == 0 and not warnings, f"windows (mingw-w64): builds without warnings {warnings[:2]}")
+    if p.returncode == 0:
+        env = dict(os.environ, WINEDEBUG="-all", WINEPREFIX=os.path.join(OUT, "wineprefix"))
+        compare("windows x86-64 (wine)", outputs([shutil.which("wine64") or shutil.which("wine")], exe, env), native)
+        ran += 1
+else:
+    print("SKIPPED windows: x86_64-w64-mingw32-gcc or wine not installed (apt-get install gcc-mingw-w64-x86-64 wine)")
+
+finish("test_cross")
