@@ -35,7 +35,7 @@ LDLIBS += -lm
 SRC = clip.c tokenizer.c image.c
 HDR = clip.h
 
-.PHONY: all test clean demo bench
+.PHONY: all test clean demo bench fuzz
 
 all: clip
 
@@ -56,7 +56,19 @@ bench/clip_bench: bench/clip_bench.c $(SRC) $(HDR)
 bench: clip bench/clip_bench
 	$(PYTHON) bench/bench_model.py
 
-test: clip test/test_ops test/tok_batch
+# fuzzers (clang's libFuzzer + ASan + UBSan); run one with test/fuzz/run.sh TARGET SECONDS
+FUZZ_TARGETS = image tokenizer blob labels
+FUZZ_CC ?= clang
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -DCLIP_NO_MAIN -DCLIP_MAX_PIXELS=4000000LL
+fuzz: $(FUZZ_TARGETS:%=test/fuzz/fuzz_%)
+test/fuzz/fuzz_%: test/fuzz/fuzz_%.c test/fuzz/fuzz_common.h $(SRC) $(HDR)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(SRC) -lm
+
+# the fuzz harnesses as plain programs that replay files (make test runs the regressions)
+test/fuzz/replay_%: test/fuzz/fuzz_%.c test/fuzz/fuzz_common.h $(SRC) $(HDR)
+	$(CC) $(ALL_CFLAGS) -DFUZZ_STANDALONE -DCLIP_NO_MAIN -DCLIP_MAX_PIXELS=4000000LL -o $@ $< $(SRC) $(ALL_LDFLAGS) $(LDLIBS)
+
+test: clip test/test_ops test/tok_batch $(FUZZ_TARGETS:%=test/fuzz/replay_%)
 	PYTHON=$(PYTHON) sh test/run.sh
 
 demo: clip
@@ -64,5 +76,5 @@ demo: clip
 	./clip $(WEIGHTS) data/cat.jpg data/labels.txt --template "a photo of a {}." --top 5
 
 clean:
-	rm -f clip test/test_ops test/tok_batch bench/clip_bench
+	rm -f clip test/test_ops test/tok_batch bench/clip_bench $(FUZZ_TARGETS:%=test/fuzz/fuzz_%) $(FUZZ_TARGETS:%=test/fuzz/replay_%)
 	rm -rf test/out

@@ -7,6 +7,7 @@
    each op names the PyTorch line it reproduces. */
 #if !defined(_WIN32) && !defined(CLIP_NO_MMAP)
 #define _POSIX_C_SOURCE 200112L /* mmap, fstat, fileno under -std=c99 */
+#define _FILE_OFFSET_BITS 64    /* 32-bit hosts: see a file's true size, and refuse it clearly */
 #endif
 #include "clip.h"
 
@@ -29,6 +30,8 @@
 #if defined(_WIN32) && !defined(CLIP_NO_MAIN)
 #include <fcntl.h> /* _O_BINARY: stdin and stdout carry bytes, not text */
 #include <io.h>
+#include <windows.h> /* the command line as UTF-16, to pass labels through as UTF-8 */
+#include <shellapi.h>
 #endif
 #ifdef _OPENMP
 #include <omp.h>
@@ -938,6 +941,53 @@ int clip_encode_text(clip_model *m, const int32_t *ids, const int *lens, int n_t
 }
 
 /* ------------------------------------------------------------------------
+   Labels files */
+
+static int is_blank(unsigned char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n' || ch == '\v' || ch == '\f';
+}
+
+int clip_split_labels(const char *text, size_t len, size_t **spans, char *err)
+{
+    size_t i = 0, cap = 0, n = 0;
+    size_t *sp = NULL;
+    *spans = NULL;
+    if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) i = 3;
+    while (i < len) {
+        size_t start = i, end;
+        const char *nl = (const char *)memchr(text + i, '\n', len - i);
+        i = nl ? (size_t)(nl - text) : len;
+        end = i;
+        if (i < len) i++;
+        while (start < end && is_blank((unsigned char)text[start])) start++;
+        while (end > start && is_blank((unsigned char)text[end - 1])) end--;
+        if (start == end) continue;
+        if (n == cap) {
+            size_t *ns;
+            cap = cap ? cap * 2 : 16;
+            if (cap > (size_t)INT_MAX || cap > SIZE_MAX / (2 * sizeof(size_t))) {
+                free(sp);
+                set_err(err, "clip: too many labels");
+                return -1;
+            }
+            ns = (size_t *)realloc(sp, cap * 2 * sizeof(size_t));
+            if (!ns) {
+                free(sp);
+                set_err(err, "clip: out of memory for the labels");
+                return -1;
+            }
+            sp = ns;
+        }
+        sp[2 * n] = start;
+        sp[2 * n + 1] = end - start;
+        n++;
+    }
+    *spans = sp;
+    return (int)n;
+}
+
+/* ------------------------------------------------------------------------
    Zero-shot classification */
 
 float clip_cosine(const float *a, const float *b, int n)
@@ -1118,52 +1168,36 @@ typedef struct {
     int n;
 } label_list;
 
-static int is_blank(unsigned char ch)
-{
-    return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n' || ch == '\v' || ch == '\f';
-}
-
-/* Labels file: one label per line; a leading UTF-8 BOM is ignored, CR and
-   surrounding whitespace are stripped, blank lines are skipped. */
+/* Labels file: see clip_split_labels. */
 static label_list read_labels(const char *path)
 {
     label_list L = {NULL, NULL, 0};
     FILE *f = fopen(path, "rb");
-    size_t len, i = 0, cap = 0;
-    char *buf;
+    char err[CLIP_ERR_SIZE], *buf;
+    size_t len, *spans;
+    int i;
     if (!f) {
         fprintf(stderr, "clip: %s: %s\n", path, strerror(errno));
         exit(1);
     }
     buf = slurp(f, &len, path);
     fclose(f);
-    if (len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0) i = 3;
-    while (i < len) {
-        size_t start = i, end;
-        while (i < len && buf[i] != '\n') i++;
-        end = i;
-        if (i < len) i++;
-        while (start < end && is_blank((unsigned char)buf[start])) start++;
-        while (end > start && is_blank((unsigned char)buf[end - 1])) end--;
-        if (start == end) continue;
-        if ((size_t)L.n == cap) {
-            cap = cap ? cap * 2 : 16;
-            if (cap > (size_t)INT_MAX) die("clip: too many labels");
-            L.text = (char **)realloc(L.text, cap * sizeof(char *));
-            L.len = (size_t *)realloc(L.len, cap * sizeof(size_t));
-            if (!L.text || !L.len) die("clip: out of memory");
-        }
-        L.text[L.n] = (char *)xmalloc(end - start + 1);
-        memcpy(L.text[L.n], buf + start, end - start);
-        L.text[L.n][end - start] = 0;
-        L.len[L.n] = end - start;
-        L.n++;
-    }
-    free(buf);
+    L.n = clip_split_labels(buf, len, &spans, err);
+    if (L.n < 0) die(err);
     if (L.n == 0) {
         fprintf(stderr, "clip: %s: no labels (the file is empty or has only blank lines)\n", path);
         exit(1);
     }
+    L.text = (char **)xmalloc((size_t)L.n * sizeof(char *));
+    L.len = (size_t *)xmalloc((size_t)L.n * sizeof(size_t));
+    for (i = 0; i < L.n; i++) {
+        L.len[i] = spans[2 * i + 1];
+        L.text[i] = (char *)xmalloc(L.len[i] + 1);
+        memcpy(L.text[i], buf + spans[2 * i], L.len[i]);
+        L.text[i][L.len[i]] = 0;
+    }
+    free(spans);
+    free(buf);
     return L;
 }
 
@@ -1448,6 +1482,20 @@ int main(int argc, char **argv)
     cli_options o;
     const char *cmd = argc > 1 ? argv[1] : "";
 #ifdef _WIN32
+    /* argv is in the ANSI code page, which loses most of Unicode: rebuild it
+       as UTF-8 from the UTF-16 command line */
+    {
+        int wargc, i;
+        wchar_t **wargv = CommandLineToArgvW(GetCommandLineW(), &wargc);
+        if (wargv && wargc == argc) {
+            for (i = 0; i < argc; i++) {
+                int n = WideCharToMultiByte(CP_UTF8, 0, wargv[i], -1, NULL, 0, NULL, NULL);
+                char *u = n > 0 ? (char *)malloc((size_t)n) : NULL;
+                if (u && WideCharToMultiByte(CP_UTF8, 0, wargv[i], -1, u, n, NULL, NULL) > 0) argv[i] = u;
+            }
+            cmd = argc > 1 ? argv[1] : "";
+        }
+    }
     _setmode(_fileno(stdin), _O_BINARY);
     _setmode(_fileno(stdout), _O_BINARY);
 #endif

@@ -117,6 +117,12 @@ int clip_tokenizer_vocab_size(const clip_tokenizer *t);
    (>= 2 when max_ids >= 2), or -1 on error. */
 int clip_tokenize(const clip_model *m, const char *text, size_t len, int32_t *ids, int max_ids, char *err);
 
+/* Split a labels file: one label per line; a leading UTF-8 BOM is ignored,
+   CR and surrounding whitespace are stripped, blank lines are skipped.
+   Returns the number of labels n (or -1); *spans gets 2n offsets: label i is
+   text[spans[2i] .. spans[2i] + spans[2i+1]). free() *spans. */
+int clip_split_labels(const char *text, size_t len, size_t **spans, char *err);
+
 /* ---- encoders ---- */
 
 /* Features of one preprocessed image (image_size x image_size, as made by

@@ -16,6 +16,7 @@ order below (write_tensors) is the same table as weight_layout() in clip.c.
 
 import gzip
 import json
+import math
 import os
 import struct
 import sys
@@ -86,7 +87,6 @@ class SafetensorsFile:
         self.header.pop("__metadata__", None)
         self.base = 8 + n
         self.size = size
-        self.data = np.memmap(path, dtype=np.uint8, mode="r") if size > 0 else None
 
     def keys(self):
         return self.header.keys()
@@ -107,11 +107,12 @@ class SafetensorsFile:
         count = int(np.prod(info["shape"], dtype=np.int64))
         if end - start != count * width or self.base + end > self.size or start > end:
             fail(f"{self.path}: tensor {name}: offsets {start}..{end} do not match its shape {info['shape']} ({dt}) or the file size")
-        raw = self.data[self.base + start:self.base + end].view(np_dt)
+        # read just this tensor (no mapping: memory stays one tensor's worth)
+        raw = np.fromfile(self.path, dtype=np_dt, count=count, offset=self.base + start)
         if dt == "BF16":
             arr = (raw.astype(np.uint32) << 16).view(np.float32)
         else:
-            arr = raw.astype(np.float32)
+            arr = raw.astype(np.float32, copy=False)
         return arr.reshape(info["shape"])
 
 
@@ -587,9 +588,10 @@ def write_tensors(out, src, t, v, top):
     def put(arr):
         nonlocal count
         a = np.ascontiguousarray(arr, dtype="<f4")
-        if not np.all(np.isfinite(a)):
+        # one pass, no temporary: the float64 sum of finite float32 values cannot overflow
+        if not math.isfinite(float(a.sum(dtype=np.float64))):
             fail("the checkpoint holds NaN or infinite weights")
-        out.write(a.tobytes())
+        out.write(a.data if a.ndim else a.tobytes())
         count += a.size
 
     def get(name, shape):

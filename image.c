@@ -21,8 +21,10 @@
 #endif
 
 /* Pillow refuses images above twice Image.MAX_IMAGE_PIXELS as decompression
-   bombs; so do we, before allocating. */
+   bombs; so do we, before allocating. (The fuzzers build with a lower one.) */
+#ifndef CLIP_MAX_PIXELS
 #define CLIP_MAX_PIXELS 178956970LL
+#endif
 
 static int fail(char *err, const char *fmt, ...)
 {
@@ -315,6 +317,8 @@ static int build_huff(jpeg_dec *d, huff_table *t, const unsigned char *counts, c
         t->valoffset[l] = k - code;
         if (counts[l - 1]) {
             for (i = 0; i < counts[l - 1]; i++, k++, code++) {
+                if (code >= (1 << l))
+                    return jfail(d, "DHT: the code lengths overflow (more codes than fit in %d bits)", l);
                 if (l <= HUFF_FAST_BITS) {
                     int shift = HUFF_FAST_BITS - l, j;
                     for (j = 0; j < 1 << shift; j++)
@@ -325,7 +329,6 @@ static int build_huff(jpeg_dec *d, huff_table *t, const unsigned char *counts, c
         } else {
             t->maxcode[l] = -1;
         }
-        if (code > (1 << l)) return jfail(d, "DHT: the code lengths overflow (more codes than fit in %d bits)", l);
         code <<= 1;
     }
     t->maxcode[17] = 0x7FFFFFFF;

@@ -30,8 +30,17 @@ run test_preprocess "$PYTHON" test_preprocess.py
 run test_jpeg "$PYTHON" test_jpeg.py
 run test_cli "$PYTHON" test_cli.py
 run test_blob "$PYTHON" test_blob.py
+run test_hostile "$PYTHON" test_hostile.py
 run test_export "$PYTHON" test_export.py
 run test_hub "$PYTHON" test_hub.py
+# every input that once crashed a fuzzer, and the seed corpora
+for t in image tokenizer blob labels; do
+    if [ -d fuzz/regressions/$t ] || [ -d fuzz/seeds/$t ]; then
+        run "fuzz_replay_$t" sh -c "./fuzz/replay_$t \$(ls -d fuzz/regressions/$t/* fuzz/seeds/$t/* 2>/dev/null)"
+    fi
+done
+run test_sanitizers sh sanitizers.sh
+run test_cross "$PYTHON" test_cross.py
 run test_fullsize "$PYTHON" test_fullsize.py ${CLIP_FULLSIZE:-ViT-B-32 ViT-L-14-336}
 echo "== summary"
 [ -n "$failures" ] && echo "failed:$failures"

@@ -99,6 +99,25 @@ for name, cc, qemu, sysroot in targets:
     if p.returncode == 0:
         compare(name, outputs([qemu, "-L", sysroot], exe), native)
         ran += 1
+    if p.returncode == 0 and qemu == "qemu-arm":
+        # 32-bit: a full-size (ViT-B/32, 600 MB) file loads; one past 4 GiB is refused clearly
+        from make_checkpoint import random_clip
+        folder = random_clip(os.path.join(OUT, "cross-b32"), "ViT-B-32", seed=3)
+        big = export(folder, os.path.join(OUT, "cross-b32.bin"), "--tokenizer",
+                     os.path.join(FIX, "vocab", "bpe_simple_vocab_16e6.txt.gz"))
+        shutil.rmtree(folder)
+        want = arrays(run_with([], CLIP, ["embed", big, "--text", TEXTS[0], TEXTS[1]])[1])
+        rc, out, err = run_with([qemu, "-L", sysroot], exe, ["embed", big, "--text", TEXTS[0], TEXTS[1]])
+        e = rel_err(arrays(out), want) if rc == 0 else float("inf")
+        check(e <= 1e-5, f"{name}: a 600 MB ViT-B/32 file loads, text features max rel err {e:.1e} {err.strip()[:100]}")
+        huge = os.path.join(OUT, "cross-huge.bin")
+        with open(big, "rb") as f, open(huge, "wb") as g:
+            g.write(f.read(256))
+            g.truncate(5 << 30)  # sparse: 5 GiB, over a 32-bit address space
+        rc, out, err = run_with([qemu, "-L", sysroot], exe, ["embed", huge, "--text", "a"])
+        check(rc == 1 and "address space" in err, f"{name}: a 5 GiB file is refused clearly: {err.strip()}")
+        os.unlink(huge)
+        os.unlink(big)
 
 # Windows: mingw-w64 under wine
 if shutil.which("x86_64-w64-mingw32-gcc") and (shutil.which("wine") or shutil.which("wine64")):
@@ -113,5 +132,19 @@ if shutil.which("x86_64-w64-mingw32-gcc") and (shutil.which("wine") or shutil.wh
         ran += 1
 else:
     print("SKIPPED windows: x86_64-w64-mingw32-gcc or wine not installed (apt-get install gcc-mingw-w64-x86-64 wine)")
+
+# bare metal: the library (no command line, no mmap) compiles for a Cortex-M
+if shutil.which("arm-none-eabi-gcc"):
+    warnings, failed = [], []
+    for f in SRC:
+        p = subprocess.run(["arm-none-eabi-gcc", "-c", "-O2", "-mcpu=cortex-m4", "-mthumb", "-DCLIP_NO_MAIN",
+                            "-DCLIP_NO_MMAP"] + WARN + ["-o", os.path.join(OUT, os.path.basename(f) + ".o"), f],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        warnings += [l for l in p.stderr.decode().splitlines() if "warning" in l]
+        if p.returncode:
+            failed.append(os.path.basename(f))
+    check(not failed and not warnings, f"bare metal (arm-none-eabi-gcc -c, Cortex-M4): the library compiles {failed} {warnings[:2]}")
+else:
+    print("SKIPPED bare metal: arm-none-eabi-gcc not installed (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)")
 
 finish("test_cross")

@@ -115,6 +115,20 @@ except ImportError:
     rc, err, out = try_export(d)
     check(rc == 1 and "need torch" in err, f"pytorch_model.bin without torch: a clear message ({err.strip()[-120:]})")
 
+# open_clip_pytorch_model.bin (torch only)
+try:
+    import torch
+    oc = os.path.join(OUT, "layout-oc-bin")
+    shutil.rmtree(oc, ignore_errors=True)
+    os.makedirs(oc)
+    shutil.copy(os.path.join(FIX, "models", "tiny-quickgelu-openclip", "open_clip_config.json"), oc)
+    octs = read_st(os.path.join(FIX, "models", "tiny-quickgelu-openclip", "open_clip_model.safetensors"))
+    torch.save({k: torch.from_numpy(v.copy()) for k, v in octs.items()}, os.path.join(oc, "open_clip_pytorch_model.bin"))
+    rc, err, out = try_export(oc, "--tokenizer", os.path.join(FIX, "vocab", "bpe_simple_vocab_16e6.txt.gz"))
+    check(rc == 0 and read(out) == ref_blob, f"open_clip_pytorch_model.bin: same file {err[-200:] if rc else ''}")
+except ImportError:
+    print("SKIPPED open_clip_pytorch_model.bin: torch not installed")
+
 # config.json listing only non-default fields (everything else: transformers' defaults)
 minimal = {"model_type": "clip", "projection_dim": 48,
            "text_config": {"hidden_size": 32, "intermediate_size": 128, "num_attention_heads": 4, "num_hidden_layers": 2},

@@ -70,6 +70,36 @@ for org, name, fixture in (("test-org", "tiny-clip", "tiny-quickgelu"), ("test-o
                            ("private", "tiny-clip", "tiny-gelu"), ("openai", "clip-vit-base-patch32", "tiny-gelu")):
     shutil.copytree(os.path.join(FIX, "models", fixture), os.path.join(MIRROR, org, name),
                     ignore=shutil.ignore_patterns("reference_outputs.*"))
+shutil.copytree(os.path.join(FIX, "models", "tiny-quickgelu-openclip"), os.path.join(MIRROR, "test-org", "tiny-openclip"),
+                ignore=shutil.ignore_patterns("reference_outputs.*"))
+# a sharded repository, made from the fixture's tensors
+import json  # noqa: E402
+import struct  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from make_checkpoint import write_safetensors  # noqa: E402
+
+shard_dir = os.path.join(MIRROR, "test-org", "tiny-sharded")
+shutil.copytree(os.path.join(FIX, "models", "tiny-quickgelu"), shard_dir,
+                ignore=shutil.ignore_patterns("reference_outputs.*", "model.safetensors"))
+with open(os.path.join(FIX, "models", "tiny-quickgelu", "model.safetensors"), "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    head = json.loads(f.read(n))
+    head.pop("__metadata__", None)
+    tensors = {}
+    for k, v in head.items():
+        f.seek(8 + n + v["data_offsets"][0])
+        tensors[k] = np.frombuffer(f.read(v["data_offsets"][1] - v["data_offsets"][0]), dtype="<f4").reshape(v["shape"])
+names = sorted(tensors)
+wmap = {}
+for i, part in enumerate((names[:20], names[20:])):
+    fn = f"model-0000{i + 1}-of-00002.safetensors"
+    write_safetensors(os.path.join(shard_dir, fn), [(k, tensors[k].shape, (lambda k=k: tensors[k])) for k in part])
+    wmap.update({k: fn for k in part})
+with open(os.path.join(shard_dir, "model.safetensors.index.json"), "w") as f:
+    json.dump({"metadata": {}, "weight_map": wmap}, f)
+
 hub = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 cdn = http.server.ThreadingHTTPServer(("127.0.0.1", 0), CdnHandler)
 for s in (hub, cdn):
@@ -80,11 +110,11 @@ env = dict(os.environ, HF_ENDPOINT=f"http://127.0.0.1:{hub.server_port}", CLIP_C
 env.pop("HF_TOKEN", None)
 
 
-def export_hub(repo, out, token=None):
+def export_hub(repo, out, token=None, extra=()):
     e = dict(env)
     if token:
         e["HF_TOKEN"] = token
-    p = subprocess.run([PYTHON, os.path.join(ROOT, "export_weights.py"), repo, out], env=e,
+    p = subprocess.run([PYTHON, os.path.join(ROOT, "export_weights.py"), repo, out] + list(extra), env=e,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
     return p.returncode, p.stderr.decode()
 
@@ -104,6 +134,13 @@ rc, err = export_hub("test-org/tiny-clip", os.path.join(OUT, "hub1b.bin"))
 check(rc == 0 and len(log) == n, "a second export is served from the cache (no requests)")
 rc, err = export_hub("test-org/tiny-legacy", os.path.join(OUT, "hub2.bin"))
 check(rc == 0 and same(local, os.path.join(OUT, "hub2.bin")), f"old repository layout (merges.txt, vocab.json, preprocessor_config.json) {err[-200:] if rc else ''}")
+rc, err = export_hub("test-org/tiny-sharded", os.path.join(OUT, "hub5.bin"))
+check(rc == 0 and same(local, os.path.join(OUT, "hub5.bin")), f"sharded repository (index + 2 shards) {err[-200:] if rc else ''}")
+rc, err = export_hub("test-org/tiny-openclip", os.path.join(OUT, "hub6.bin"))
+check(rc == 1 and "--tokenizer" in err, f"open_clip repository without --tokenizer: says so ({err.strip()[-90:]})")
+rc, err = export_hub("test-org/tiny-openclip", os.path.join(OUT, "hub6.bin"),
+                     extra=["--tokenizer", os.path.join(FIX, "vocab", "bpe_simple_vocab_16e6.txt.gz")])
+check(rc == 0 and same(local, os.path.join(OUT, "hub6.bin")), f"open_clip repository with --tokenizer {err[-200:] if rc else ''}")
 rc, err = export_hub("private/tiny-clip", os.path.join(OUT, "hub3.bin"))
 check(rc == 1 and "HF_TOKEN" in err, f"private repository without a token: {err.strip()[-160:]}")
 log.clear()

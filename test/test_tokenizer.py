@@ -15,7 +15,7 @@ from common import FIX, OUT, ROOT, TEST, check, export, finish, need_fixtures
 
 need_fixtures("test_tokenizer")
 blob = export(os.path.join(FIX, "models", "tiny-quickgelu"), os.path.join(OUT, "tok-model.bin"))
-BATCH = os.path.join(TEST, "tok_batch")
+BATCH = os.environ.get("CLIP_TOK_BATCH", os.path.join(TEST, "tok_batch"))
 
 
 def tokenize_all(texts):

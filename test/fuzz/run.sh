@@ -1,0 +1,18 @@
+#!/bin/sh
+# Run one fuzzer for a while:   test/fuzz/run.sh TARGET SECONDS
+#   TARGET: image, tokenizer, blob or labels. Builds with `make fuzz` (clang,
+#   libFuzzer, ASan, UBSan), seeds from make_seeds.py, keeps its corpus in
+#   test/fuzz/corpus/TARGET and writes crashes to test/fuzz/crashes/; a crash
+#   that is fixed belongs in test/fuzz/regressions/TARGET (make test replays it).
+set -e
+cd "$(dirname "$0")/../.."
+target=${1:?usage: test/fuzz/run.sh image|tokenizer|blob|labels SECONDS}
+secs=${2:-60}
+make -s fuzz
+[ -d test/fuzz/seeds/$target ] || ${PYTHON:-python3} test/fuzz/make_seeds.py
+mkdir -p test/fuzz/corpus/$target test/fuzz/crashes
+if [ "$target" = tokenizer ] && [ -z "$CLIP_FUZZ_MODEL" ] && [ -f test/out/tiny-quickgelu.bin ]; then
+    export CLIP_FUZZ_MODEL=test/out/tiny-quickgelu.bin
+fi
+./test/fuzz/fuzz_$target -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 \
+    -artifact_prefix=test/fuzz/crashes/$target- test/fuzz/corpus/$target test/fuzz/seeds/$target
