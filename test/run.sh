@@ -34,6 +34,7 @@ run test_hostile "$PYTHON" test_hostile.py
 run test_export "$PYTHON" test_export.py
 run test_hub "$PYTHON" test_hub.py
 # every input that once crashed a fuzzer, and the seed corpora
+[ -d fuzz/seeds ] || "$PYTHON" fuzz/make_seeds.py > /dev/null 2>&1
 for t in image tokenizer blob labels; do
     if [ -d fuzz/regressions/$t ] || [ -d fuzz/seeds/$t ]; then
         run "fuzz_replay_$t" sh -c "./fuzz/replay_$t \$(ls -d fuzz/regressions/$t/* fuzz/seeds/$t/* 2>/dev/null)"
