@@ -166,6 +166,9 @@ def main():
             print(f"{sysname:10s} {th:7d} {m['image_ms']:9.2f} {m['text_ms']:8.2f} {m['load_ms']:8.1f} {m['peak_rss_mib']:13.1f}")
         for k, v in whole.items():
             print(f"whole process ({k}): {statistics.median(v) * 1e3:.0f} ms")
+        c1 = results[("clip.c", threads[0])]
+        print(f"clip.c tokenizer: {statistics.median(r['tokenize_short_us'] for r in c1):.1f} us for a typical label, "
+              f"{statistics.median(r['tokenize_long_us'] for r in c1):.1f} us for a long multilingual one")
         if have_torch:
             for th in threads:
                 c, p = med[("clip.c", th)], med[("PyTorch", th)]
