@@ -578,7 +578,7 @@ static float *ws_reserve(workspace *ws, size_t n, char *err)
 static void layernorm_forward(float *out, const float *in, const float *w, const float *b, int n, int dim, float eps)
 {
     int r;
-    OMP("omp parallel for schedule(static)")
+    OMP("omp parallel for schedule(static) if ((size_t)n * dim > 16384)")
     for (r = 0; r < n; r++) {
         const float *x = in + (size_t)r * dim;
         float *y = out + (size_t)r * dim;
@@ -697,8 +697,9 @@ static void matmul_forward(float *out, const float *in, const float *w, const fl
                            int out_dim, int mode)
 {
     int mr = tile_rows(n), row_blocks = (n + mr - 1) / mr, panels = (out_dim + MM_NR - 1) / MM_NR, blk;
-    /* tiles of one panel are adjacent, so a thread streams each panel once */
-    OMP("omp parallel for schedule(static)")
+    /* tiles of one panel are adjacent, so a thread streams each panel once;
+       tiny products are not worth waking the threads for */
+    OMP("omp parallel for schedule(static) if ((size_t)n * in_dim * out_dim > 65536)")
     for (blk = 0; blk < row_blocks * panels; blk++) {
         int r0 = (blk % row_blocks) * mr, c0 = (blk / row_blocks) * MM_NR, r, c;
         int cols = out_dim - c0 < MM_NR ? out_dim - c0 : MM_NR;
@@ -728,20 +729,25 @@ static void residual_forward(float *x, const float *y, size_t n)
 }
 
 /* CLIPAttention's core: softmax(q k^T * head_dim^-0.5 [+ causal mask]) v for
-   each head, on a sequence of n tokens. qkv is (n, 3*dim) as q | k | v;
-   out is (n, dim); att is scratch of (heads, n) floats per query row. */
-static void attention_forward(float *out, const float *qkv, float *att, int n, int dim, int heads, int causal)
+   each head. qkv is (n, 3*dim) as q | k | v; out is (n, dim). The n rows may
+   hold several independent sequences: row i attends to rows first[i] ..
+   last[i] (NULL: one sequence, rows 0 .. n-1, or 0 .. i when causal).
+   att is scratch of (heads * n, seq) floats, seq the longest sequence.
+   All heads and rows of all sequences are one parallel loop. */
+static void attention_forward(float *out, const float *qkv, float *att, int n, int dim, int heads, int causal,
+                              const int *first, const int *last, int seq)
 {
     int hd = dim / heads, job;
     float scale = 1.0f / sqrtf((float)hd);
     size_t stride = (size_t)3 * dim;
-    OMP("omp parallel for schedule(dynamic, 4)")
+    OMP("omp parallel for schedule(dynamic, 4) if ((size_t)n * n * dim > 65536)")
     for (job = 0; job < heads * n; job++) {
-        int h = job / n, i = job % n, j, d, last = causal ? i : n - 1;
+        int h = job / n, i = job % n, j, d;
+        int j0 = first ? first[i] : 0, j1 = last ? last[i] : causal ? i : n - 1;
         const float *q = qkv + (size_t)i * stride + (size_t)h * hd;
-        float *s = att + (size_t)job * n, *o = out + (size_t)i * dim + (size_t)h * hd;
+        float *s = att + (size_t)job * seq - j0, *o = out + (size_t)i * dim + (size_t)h * hd;
         float mx = -FLT_MAX, sum = 0.0f;
-        for (j = 0; j <= last; j++) {
+        for (j = j0; j <= j1; j++) {
             const float *k = qkv + (size_t)j * stride + dim + (size_t)h * hd;
             float part[8] = {0, 0, 0, 0, 0, 0, 0, 0}, dot = 0.0f;
             int u;
@@ -753,12 +759,12 @@ static void attention_forward(float *out, const float *qkv, float *att, int n, i
             s[j] = dot * scale;
             if (s[j] > mx) mx = s[j];
         }
-        for (j = 0; j <= last; j++) {
+        for (j = j0; j <= j1; j++) {
             s[j] = expf(s[j] - mx);
             sum += s[j];
         }
         for (d = 0; d < hd; d++) o[d] = 0.0f;
-        for (j = 0; j <= last; j++) {
+        for (j = j0; j <= j1; j++) {
             const float *v = qkv + (size_t)j * stride + 2 * (size_t)dim + (size_t)h * hd;
             float p = s[j] / sum;
             for (d = 0; d < hd; d++) o[d] += p * v[d];
@@ -769,41 +775,34 @@ static void attention_forward(float *out, const float *qkv, float *att, int n, i
 /* ------------------------------------------------------------------------
    Blocks */
 
-/* Scratch one encoder needs for a sequence of n tokens: xb (n, dim),
-   qkv (n, 3dim), attn (n, dim), h (n, mlp), att (heads, seq, seq) for the
-   longest sequence seq. */
+/* Scratch one encoder needs for n token rows: xb (n, dim), qkv (n, 3dim),
+   attn (n, dim), h (n, mlp), att (heads * n, seq) for the longest sequence
+   seq. */
 static size_t encoder_scratch(int n, int dim, int mlp, int heads, int seq)
 {
-    return (size_t)n * dim * 5 + (size_t)n * mlp + (size_t)heads * seq * seq;
+    return (size_t)n * dim * 5 + (size_t)n * mlp + (size_t)heads * n * seq;
 }
 
 /* CLIPEncoderLayer, pre-norm:
      x = x + out_proj(attention(layer_norm1(x)))
      x = x + fc2(act(fc1(layer_norm2(x))))
-   on `segments` independent sequences packed in x (total n rows); seg_len
-   gives each sequence's length (NULL: one sequence of n). */
+   on n rows that may pack several independent sequences (first/last: the
+   rows each row may attend to, as attention_forward takes them; seq: the
+   longest sequence). */
 static void encoder_forward(float *x, float *scratch, const encoder_weights *w, int layers, int n, int dim, int mlp,
-                            int heads, int act, float eps, int causal, const int *seg_len, int segments)
+                            int heads, int act, float eps, int causal, const int *first, const int *last, int seq)
 {
     float *xb = scratch;
     float *qkv = xb + (size_t)n * dim;
     float *attn = qkv + (size_t)n * dim * 3;
     float *h = attn + (size_t)n * dim;
     float *att = h + (size_t)n * mlp;
-    int l, s;
+    int l;
     for (l = 0; l < layers; l++) {
         size_t D = (size_t)dim, M = (size_t)mlp;
         layernorm_forward(xb, x, w->ln1_w + l * D, w->ln1_b + l * D, n, dim, eps);
         matmul_forward(qkv, xb, w->wqkv + l * packed_size(D, 3 * D), w->bqkv + l * D * 3, n, dim, 3 * dim, MM_STORE);
-        if (!seg_len) {
-            attention_forward(attn, qkv, att, n, dim, heads, causal);
-        } else {
-            size_t row = 0;
-            for (s = 0; s < segments; s++) {
-                attention_forward(attn + row * D, qkv + row * D * 3, att, seg_len[s], dim, heads, causal);
-                row += (size_t)seg_len[s];
-            }
-        }
+        attention_forward(attn, qkv, att, n, dim, heads, causal, first, last, seq);
         matmul_forward(x, attn, w->wo + l * packed_size(D, D), w->bo + l * D, n, dim, dim, MM_ADD);
         layernorm_forward(xb, x, w->ln2_w + l * D, w->ln2_b + l * D, n, dim, eps);
         matmul_forward(h, xb, w->w1 + l * packed_size(D, M), w->b1 + l * M, n, dim, mlp,
@@ -856,7 +855,7 @@ int clip_encode_image(clip_model *m, const clip_image *crop, float *features, ch
     residual_forward(x, w->pos_emb, (size_t)n * D);
     layernorm_forward(x, x, w->pre_ln_w, w->pre_ln_b, n, D, c->vision_eps);
     encoder_forward(x, scratch, &w->enc, c->vision_layers, n, D, c->vision_mlp, c->vision_heads, c->vision_act,
-                    c->vision_eps, 0, NULL, 0);
+                    c->vision_eps, 0, NULL, NULL, n);
     /* pooled_output = post_layernorm(last_hidden_state[:, 0, :]) */
     layernorm_forward(pooled, x, w->post_ln_w, w->post_ln_b, 1, D, c->vision_eps);
     matmul_forward(features, pooled, w->proj, NULL, 1, D, c->projection_dim, MM_STORE);
@@ -875,13 +874,28 @@ static int encode_text_batch(clip_model *m, const int32_t *ids, const int *seg, 
     int D = c->text_width, t, i, max_len = 0, rows = 0;
     size_t row, need;
     float *x, *pooled, *scratch, *mem;
+    int *span;
     for (t = 0; t < n_texts; t++) {
         rows += seg[t];
         if (seg[t] > max_len) max_len = seg[t];
     }
+    /* each row attends to the rows of its own text, up to itself */
+    span = (int *)malloc((size_t)rows * 2 * sizeof(int));
+    if (!span) {
+        set_err(err, "clip: out of memory");
+        return -1;
+    }
+    for (t = 0, row = 0; t < n_texts; t++)
+        for (i = 0; i < seg[t]; i++, row++) {
+            span[row] = (int)(row - (size_t)i);
+            span[rows + row] = (int)row;
+        }
     need = (size_t)rows * D + (size_t)n_texts * D + encoder_scratch(rows, D, c->text_mlp, c->text_heads, max_len);
     mem = ws_reserve(&m->ws, need, err);
-    if (!mem) return -1;
+    if (!mem) {
+        free(span);
+        return -1;
+    }
     x = mem;
     pooled = x + (size_t)rows * D;
     scratch = pooled + (size_t)n_texts * D;
@@ -894,7 +908,8 @@ static int encode_text_batch(clip_model *m, const int32_t *ids, const int *seg, 
             for (d = 0; d < D; d++) xr[d] = te[d] + pe[d];
         }
     encoder_forward(x, scratch, &w->enc, c->text_layers, rows, D, c->text_mlp, c->text_heads, c->text_act,
-                    c->text_eps, 1, seg, n_texts);
+                    c->text_eps, 1, span, span + rows, max_len);
+    free(span);
     /* final_layer_norm at each sequence's <|endoftext|> (its last row), then text_projection */
     for (t = 0, row = 0; t < n_texts; t++) {
         row += (size_t)seg[t];
@@ -1308,6 +1323,16 @@ static int32_t *cli_tokenize_all(const clip_model *m, char **texts, const size_t
     return ids;
 }
 
+static const float *sort_logits; /* for by_logit */
+
+/* qsort order: higher logit first, then lower index (a stable order) */
+static int by_logit(const void *a, const void *b)
+{
+    int i = *(const int *)a, j = *(const int *)b;
+    if (sort_logits[i] != sort_logits[j]) return sort_logits[i] > sort_logits[j] ? -1 : 1;
+    return (i > j) - (i < j);
+}
+
 static int cmd_classify(cli_options *o)
 {
     char err[CLIP_ERR_SIZE];
@@ -1317,7 +1342,7 @@ static int cmd_classify(cli_options *o)
     char **texts;
     size_t *tlens;
     int32_t *ids;
-    int *counts, *order, i, j, E, shown;
+    int *counts, *order, i, E, shown;
     float *img_f, *txt_f, *logits, *probs;
     if (o->nargs != 3) usage_error("classification takes MODEL IMAGE LABELS%s", "");
     m = cli_load(o->args[0]);
@@ -1345,11 +1370,9 @@ static int cmd_classify(cli_options *o)
     clip_zero_shot(m, img_f, txt_f, L.n, logits, probs);
     /* best first; ties keep file order */
     order = (int *)xmalloc((size_t)L.n * sizeof(int));
-    for (i = 0; i < L.n; i++) {
-        order[i] = i;
-        for (j = i; j > 0 && logits[order[j - 1]] < logits[i]; j--) order[j] = order[j - 1];
-        order[j] = i;
-    }
+    for (i = 0; i < L.n; i++) order[i] = i;
+    sort_logits = logits;
+    qsort(order, (size_t)L.n, sizeof(int), by_logit);
     shown = o->top && o->top < L.n ? o->top : L.n;
     if (o->json) {
         printf("{\"image\": ");

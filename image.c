@@ -761,116 +761,81 @@ static unsigned char idct_limit(int64_t v)
     return (unsigned char)(t < 128 ? t + 128 : t < 512 ? 255 : t < 896 ? 0 : t - 896);
 }
 
+/* One 8-point pass of jidctint.c's butterfly (the same in both passes):
+   x[0..7] in, the eight undescaled outputs in order 0..7 in y. */
+static void idct_1d(int64_t *y, const int64_t *x)
+{
+    int64_t z1, z2, z3, z4, z5, t0, t1, t2, t3, t10, t11, t12, t13;
+    /* even part: the rotator is sqrt(2) * c(-6) */
+    z1 = (x[2] + x[6]) * 4433;                 /* FIX(0.541196100) */
+    t2 = z1 + x[6] * -15137;                   /* FIX(1.847759065) */
+    t3 = z1 + x[2] * 6270;                     /* FIX(0.765366865) */
+    t0 = (x[0] + x[4]) * (1 << IDCT_CONST_BITS);
+    t1 = (x[0] - x[4]) * (1 << IDCT_CONST_BITS);
+    t10 = t0 + t3;
+    t13 = t0 - t3;
+    t11 = t1 + t2;
+    t12 = t1 - t2;
+    /* odd part */
+    t0 = x[7];
+    t1 = x[5];
+    t2 = x[3];
+    t3 = x[1];
+    z1 = t0 + t3;
+    z2 = t1 + t2;
+    z3 = t0 + t2;
+    z4 = t1 + t3;
+    z5 = (z3 + z4) * 9633;                     /* FIX(1.175875602) */
+    t0 *= 2446;                                /* FIX(0.298631336) */
+    t1 *= 16819;                               /* FIX(2.053119869) */
+    t2 *= 25172;                               /* FIX(3.072711026) */
+    t3 *= 12299;                               /* FIX(1.501321110) */
+    z1 *= -7373;                               /* FIX(0.899976223) */
+    z2 *= -20995;                              /* FIX(2.562915447) */
+    z3 = z3 * -16069 + z5;                     /* FIX(1.961570560) */
+    z4 = z4 * -3196 + z5;                      /* FIX(0.390180644) */
+    t0 += z1 + z3;
+    t1 += z2 + z4;
+    t2 += z2 + z3;
+    t3 += z1 + z4;
+    y[0] = t10 + t3;
+    y[7] = t10 - t3;
+    y[1] = t11 + t2;
+    y[6] = t11 - t2;
+    y[2] = t12 + t1;
+    y[5] = t12 - t1;
+    y[3] = t13 + t0;
+    y[4] = t13 - t0;
+}
+
 static void idct_islow(unsigned char *out, size_t stride, const int16_t *in, const uint16_t *q)
 {
-    int64_t ws[64];
-    int i;
-    for (i = 0; i < 8; i++) { /* columns */
+    int64_t ws[64], x[8], y[8];
+    int i, k;
+    for (i = 0; i < 8; i++) { /* columns, dequantized */
         const int16_t *c = in + i;
         const uint16_t *qq = q + i;
-        int64_t z1, z2, z3, z4, z5, t0, t1, t2, t3, t10, t11, t12, t13;
         if (!(c[8] | c[16] | c[24] | c[32] | c[40] | c[48] | c[56])) {
             /* only the DC term: the full computation reduces to this exactly */
             int64_t dc = (int64_t)c[0] * qq[0] * (1 << IDCT_PASS1_BITS);
-            int r;
-            for (r = 0; r < 8; r++) ws[8 * r + i] = (int32_t)dc;
+            for (k = 0; k < 8; k++) ws[8 * k + i] = (int32_t)dc;
             continue;
         }
-        z2 = (int64_t)c[16] * qq[16];
-        z3 = (int64_t)c[48] * qq[48];
-        z1 = (z2 + z3) * 4433;
-        t2 = z1 + z3 * -15137;
-        t3 = z1 + z2 * 6270;
-        z2 = (int64_t)c[0] * qq[0];
-        z3 = (int64_t)c[32] * qq[32];
-        t0 = (z2 + z3) * (1 << IDCT_CONST_BITS);
-        t1 = (z2 - z3) * (1 << IDCT_CONST_BITS);
-        t10 = t0 + t3;
-        t13 = t0 - t3;
-        t11 = t1 + t2;
-        t12 = t1 - t2;
-        t0 = (int64_t)c[56] * qq[56];
-        t1 = (int64_t)c[40] * qq[40];
-        t2 = (int64_t)c[24] * qq[24];
-        t3 = (int64_t)c[8] * qq[8];
-        z1 = t0 + t3;
-        z2 = t1 + t2;
-        z3 = t0 + t2;
-        z4 = t1 + t3;
-        z5 = (z3 + z4) * 9633;
-        t0 *= 2446;
-        t1 *= 16819;
-        t2 *= 25172;
-        t3 *= 12299;
-        z1 *= -7373;
-        z2 *= -20995;
-        z3 = z3 * -16069 + z5;
-        z4 = z4 * -3196 + z5;
-        t0 += z1 + z3;
-        t1 += z2 + z4;
-        t2 += z2 + z3;
-        t3 += z1 + z4;
-        /* libjpeg keeps the workspace in int */
-        ws[i] = (int32_t)DESCALE(t10 + t3, IDCT_CONST_BITS - IDCT_PASS1_BITS);
-        ws[56 + i] = (int32_t)DESCALE(t10 - t3, IDCT_CONST_BITS - IDCT_PASS1_BITS);
-        ws[8 + i] = (int32_t)DESCALE(t11 + t2, IDCT_CONST_BITS - IDCT_PASS1_BITS);
-        ws[48 + i] = (int32_t)DESCALE(t11 - t2, IDCT_CONST_BITS - IDCT_PASS1_BITS);
-        ws[16 + i] = (int32_t)DESCALE(t12 + t1, IDCT_CONST_BITS - IDCT_PASS1_BITS);
-        ws[40 + i] = (int32_t)DESCALE(t12 - t1, IDCT_CONST_BITS - IDCT_PASS1_BITS);
-        ws[24 + i] = (int32_t)DESCALE(t13 + t0, IDCT_CONST_BITS - IDCT_PASS1_BITS);
-        ws[32 + i] = (int32_t)DESCALE(t13 - t0, IDCT_CONST_BITS - IDCT_PASS1_BITS);
+        for (k = 0; k < 8; k++) x[k] = (int64_t)c[8 * k] * qq[8 * k];
+        idct_1d(y, x);
+        for (k = 0; k < 8; k++) /* libjpeg keeps the workspace in int */
+            ws[8 * k + i] = (int32_t)DESCALE(y[k], IDCT_CONST_BITS - IDCT_PASS1_BITS);
     }
     for (i = 0; i < 8; i++) { /* rows */
         const int64_t *w = ws + 8 * i;
         unsigned char *o = out + (size_t)i * stride;
-        int64_t z1, z2, z3, z4, z5, t0, t1, t2, t3, t10, t11, t12, t13;
-        const int sh = IDCT_CONST_BITS + IDCT_PASS1_BITS + 3;
         if (!(w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7])) {
             /* a flat row: again exactly what the full computation gives */
-            unsigned char v = idct_limit(DESCALE(w[0], IDCT_PASS1_BITS + 3));
-            memset(o, v, 8);
+            memset(o, idct_limit(DESCALE(w[0], IDCT_PASS1_BITS + 3)), 8);
             continue;
         }
-        z2 = w[2];
-        z3 = w[6];
-        z1 = (z2 + z3) * 4433;
-        t2 = z1 + z3 * -15137;
-        t3 = z1 + z2 * 6270;
-        t0 = (w[0] + w[4]) * (1 << IDCT_CONST_BITS);
-        t1 = (w[0] - w[4]) * (1 << IDCT_CONST_BITS);
-        t10 = t0 + t3;
-        t13 = t0 - t3;
-        t11 = t1 + t2;
-        t12 = t1 - t2;
-        t0 = w[7];
-        t1 = w[5];
-        t2 = w[3];
-        t3 = w[1];
-        z1 = t0 + t3;
-        z2 = t1 + t2;
-        z3 = t0 + t2;
-        z4 = t1 + t3;
-        z5 = (z3 + z4) * 9633;
-        t0 *= 2446;
-        t1 *= 16819;
-        t2 *= 25172;
-        t3 *= 12299;
-        z1 *= -7373;
-        z2 *= -20995;
-        z3 = z3 * -16069 + z5;
-        z4 = z4 * -3196 + z5;
-        t0 += z1 + z3;
-        t1 += z2 + z4;
-        t2 += z2 + z3;
-        t3 += z1 + z4;
-        o[0] = idct_limit(DESCALE(t10 + t3, sh));
-        o[7] = idct_limit(DESCALE(t10 - t3, sh));
-        o[1] = idct_limit(DESCALE(t11 + t2, sh));
-        o[6] = idct_limit(DESCALE(t11 - t2, sh));
-        o[2] = idct_limit(DESCALE(t12 + t1, sh));
-        o[5] = idct_limit(DESCALE(t12 - t1, sh));
-        o[3] = idct_limit(DESCALE(t13 + t0, sh));
-        o[4] = idct_limit(DESCALE(t13 - t0, sh));
+        idct_1d(y, w);
+        for (k = 0; k < 8; k++) o[k] = idct_limit(DESCALE(y[k], IDCT_CONST_BITS + IDCT_PASS1_BITS + 3));
     }
 }
 

@@ -41,6 +41,7 @@ for t in image tokenizer blob labels; do
     fi
 done
 run test_sanitizers sh sanitizers.sh
+run test_valgrind sh valgrind.sh
 run test_cross "$PYTHON" test_cross.py
 run test_fullsize "$PYTHON" test_fullsize.py ${CLIP_FULLSIZE:-ViT-B-32 ViT-L-14-336}
 echo "== summary"
