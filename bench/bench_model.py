@@ -80,6 +80,22 @@ print(json.dumps({{"load_ms": load * 1e3, "image_ms": statistics.median(ti) * 1e
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 '''
 
+TORCH_ONNX = r'''
+import sys
+exec(open({job!r}).read().split("S = v[")[0])
+class Img(torch.nn.Module):
+    def forward(self, pixels):
+        return image(pixels)
+class Txt(torch.nn.Module):
+    def forward(self, ids):
+        return text(ids)
+S = v["image_size"]
+with torch.inference_mode():
+    torch.onnx.export(Img(), (torch.rand(1, 3, S, S),), {image!r}, input_names=["pixels"], output_names=["f"], opset_version=14)
+    ids = torch.tensor([[49406] + [320 + 13 * i + j for j in range(1, 6)] + [49407] for i in range(4)])
+    torch.onnx.export(Txt(), (ids,), {text!r}, input_names=["ids"], output_names=["f"], opset_version=14)
+'''
+
 TORCH_CLASSIFY = r'''
 import os, sys
 sys.path.insert(0, {root!r})
@@ -124,6 +140,20 @@ def main():
             print("PyTorch not installed: clip.c alone (apt-get install python3-torch to compare)")
         job = os.path.join(tmp, "torch_job.py")
         threads = [int(x) for x in args.threads.split(",")]
+        # ONNX Runtime: the same weights exported from the torch model, run by onnxruntime-node
+        ort_dir = os.environ.get("ORT_NODE_MODULES", os.path.join(ROOT, "bench", "node_modules"))
+        have_ort = have_torch and shutil.which("node") and os.path.isdir(os.path.join(ort_dir, "onnxruntime-node"))
+        if not have_ort:
+            print("ONNX Runtime not measured: needs torch, node and onnxruntime-node "
+                  "(npm install --prefix bench --ignore-scripts onnxruntime-node)")
+        else:
+            with open(job, "w") as f:
+                f.write(TORCH_JOB.format(root=ROOT, threads=2, folder=folder, runs=1))
+            exp = os.path.join(tmp, "torch_onnx.py")
+            onnx_img, onnx_txt = os.path.join(tmp, "image.onnx"), os.path.join(tmp, "text.onnx")
+            with open(exp, "w") as f:
+                f.write(TORCH_ONNX.format(job=job, image=onnx_img, text=onnx_txt))
+            subprocess.run([sys.executable, exp], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         results = {}
         for r in range(args.rounds):
             for th in threads:
@@ -136,6 +166,12 @@ def main():
                         f.write(TORCH_JOB.format(root=ROOT, threads=th, folder=folder, runs=args.runs))
                     out = subprocess.run([sys.executable, job], env=env, check=True, stdout=subprocess.PIPE).stdout
                     results.setdefault(("PyTorch", th), []).append(json.loads(out.decode().splitlines()[-1]))
+                if have_ort:
+                    from make_checkpoint import SHAPES
+                    out = subprocess.run(["node", os.path.join(ROOT, "bench", "ort_bench.js"), onnx_img, onnx_txt,
+                                          str(th), str(args.runs)], check=True, stdout=subprocess.PIPE,
+                                         env=dict(env, NODE_PATH=ort_dir, IMAGE_SIZE=str(SHAPES[args.model][0][4]))).stdout
+                    results.setdefault(("ONNX RT", th), []).append(json.loads(out.decode().splitlines()[-1]))
         # whole process, warm page cache: clip MODEL IMAGE LABELS vs Python + PyTorch, 4 labels
         image = os.path.join(ROOT, "data", "cat.jpg")
         labels = os.path.join(tmp, "labels.txt")
@@ -175,6 +211,11 @@ def main():
                 print(f"ratios at {th} thread(s), clip.c / PyTorch: image {c['image_ms'] / p['image_ms']:.2f}x, "
                       f"text {c['text_ms'] / p['text_ms']:.2f}x")
             print(f"whole process, clip.c / PyTorch: {statistics.median(whole['clip.c']) / statistics.median(whole['PyTorch']):.3f}x")
+        if have_ort:
+            for th in threads:
+                c, p = med[("clip.c", th)], med[("ONNX RT", th)]
+                print(f"ratios at {th} thread(s), clip.c / ONNX Runtime: image {c['image_ms'] / p['image_ms']:.2f}x, "
+                      f"text {c['text_ms'] / p['text_ms']:.2f}x")
         print(f"blob size {os.path.getsize(blob) / 2**20:.0f} MiB")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
