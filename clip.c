@@ -290,10 +290,8 @@ static size_t packed(size_t in, size_t out, int *ok)
     return mul_sz(in, mul_sz((out + PANEL - 1) / PANEL, PANEL, ok), ok);
 }
 
-static int encoder_layout(tensor_slot *t, int n, encoder_weights *w, const char *tower, size_t layers, size_t dim,
-                          size_t mlp, int *ok)
+static int encoder_layout(tensor_slot *t, int n, encoder_weights *w, size_t layers, size_t dim, size_t mlp, int *ok)
 {
-    (void)tower;
 #define SLOT(field, cnt) (t[n].name = #field, t[n].dst = &w->field, t[n].count = (cnt), n++)
     SLOT(ln1_w, mul_sz(layers, dim, ok));
     SLOT(ln1_b, mul_sz(layers, dim, ok));
@@ -327,13 +325,13 @@ static int weight_layout(clip_model *m, tensor_slot *t, int *ok)
     SLOT("vision.pos_emb", v->pos_emb, mul_sz(tokens, D, ok));
     SLOT("vision.pre_ln_w", v->pre_ln_w, D);
     SLOT("vision.pre_ln_b", v->pre_ln_b, D);
-    n = encoder_layout(t, n, &v->enc, "vision", (size_t)c->vision_layers, D, (size_t)c->vision_mlp, ok);
+    n = encoder_layout(t, n, &v->enc, (size_t)c->vision_layers, D, (size_t)c->vision_mlp, ok);
     SLOT("vision.post_ln_w", v->post_ln_w, D);
     SLOT("vision.post_ln_b", v->post_ln_b, D);
     SLOT("vision.proj", v->proj, packed(D, E, ok));
     SLOT("text.tok_emb", x->tok_emb, mul_sz((size_t)c->vocab_size, Dt, ok));
     SLOT("text.pos_emb", x->pos_emb, mul_sz((size_t)c->context_length, Dt, ok));
-    n = encoder_layout(t, n, &x->enc, "text", (size_t)c->text_layers, Dt, (size_t)c->text_mlp, ok);
+    n = encoder_layout(t, n, &x->enc, (size_t)c->text_layers, Dt, (size_t)c->text_mlp, ok);
     SLOT("text.final_ln_w", x->final_ln_w, Dt);
     SLOT("text.final_ln_b", x->final_ln_b, Dt);
     SLOT("text.proj", x->proj, packed(Dt, E, ok));
