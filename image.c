@@ -763,7 +763,7 @@ static unsigned char idct_limit(int64_t v)
 
 /* One 8-point pass of jidctint.c's butterfly (the same in both passes):
    x[0..7] in, the eight undescaled outputs in order 0..7 in y. */
-static void idct_1d(int64_t *y, const int64_t *x)
+static inline void idct_1d(int64_t *y, const int64_t *x)
 {
     int64_t z1, z2, z3, z4, z5, t0, t1, t2, t3, t10, t11, t12, t13;
     /* even part: the rotator is sqrt(2) * c(-6) */
