@@ -420,28 +420,24 @@ clip_model *clip_model_load_memory(const void *data, size_t size, char *err)
     return m;
 }
 
-/* Read a whole file into memory: the path for platforms without mmap. */
-static unsigned char *read_file(const char *path, size_t *size, char *err)
+/* All of a stream into memory; name is for the messages. An empty stream
+   still gives a valid (1-byte) buffer. */
+static unsigned char *read_stream(FILE *f, size_t *size, const char *name, char *err)
 {
-    FILE *f = fopen(path, "rb");
     unsigned char *buf = NULL;
     size_t cap = 0, len = 0;
-    if (!f) {
-        set_err(err, "clip: %s: %s", path, strerror(errno));
-        return NULL;
-    }
     for (;;) {
         size_t got;
         if (len == cap) {
             unsigned char *nb;
             size_t ncap = cap ? cap * 2 : 1 << 16;
             if (ncap < cap) {
-                set_err(err, "clip: %s: too large for this platform's address space", path);
+                set_err(err, "clip: %s: too large for this platform's address space", name);
                 break;
             }
             nb = (unsigned char *)realloc(buf, ncap);
             if (!nb) {
-                set_err(err, "clip: %s: out of memory reading the file (%llu bytes so far)", path,
+                set_err(err, "clip: %s: out of memory reading the file (%llu bytes so far)", name,
                         (unsigned long long)len);
                 break;
             }
@@ -452,21 +448,29 @@ static unsigned char *read_file(const char *path, size_t *size, char *err)
         len += got;
         if (got == 0) {
             if (ferror(f)) {
-                set_err(err, "clip: %s: read error", path);
+                set_err(err, "clip: %s: read error", name);
                 break;
             }
-            fclose(f);
             *size = len;
-            if (len == 0) { /* keep a valid pointer for empty files */
-                free(buf);
-                buf = (unsigned char *)malloc(1);
-            }
             return buf;
         }
     }
-    fclose(f);
     free(buf);
     return NULL;
+}
+
+/* Read a whole file into memory: the path for platforms without mmap. */
+static unsigned char *read_file(const char *path, size_t *size, char *err)
+{
+    FILE *f = fopen(path, "rb");
+    unsigned char *buf;
+    if (!f) {
+        set_err(err, "clip: %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    buf = read_stream(f, size, path, err);
+    fclose(f);
+    return buf;
 }
 
 clip_model *clip_model_load(const char *path, char *err)
@@ -1153,26 +1157,10 @@ static void print_floats(FILE *f, const float *v, int n)
 /* Read a whole file (labels) or stream (stdin). */
 static char *slurp(FILE *f, size_t *len, const char *what)
 {
-    size_t cap = 4096, n = 0;
-    char *buf = (char *)xmalloc(cap);
-    for (;;) {
-        size_t got;
-        if (n == cap) {
-            if (cap > SIZE_MAX / 2) die("clip: input too large");
-            cap *= 2;
-            buf = (char *)realloc(buf, cap);
-            if (!buf) die("clip: out of memory");
-        }
-        got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    if (ferror(f)) {
-        fprintf(stderr, "clip: %s: read error\n", what);
-        exit(1);
-    }
-    *len = n;
-    return buf;
+    char err[CLIP_ERR_SIZE];
+    unsigned char *buf = read_stream(f, len, what, err);
+    if (!buf) die(err);
+    return (char *)buf;
 }
 
 typedef struct {

@@ -220,17 +220,14 @@ def main():
         c1 = results[("clip.c", threads[0])]
         print(f"clip.c tokenizer: {statistics.median(r['tokenize_short_us'] for r in c1):.1f} us for a typical label, "
               f"{statistics.median(r['tokenize_long_us'] for r in c1):.1f} us for a long multilingual one")
+        for other, name in (("PyTorch", "PyTorch"), ("ONNX RT", "ONNX Runtime")):
+            for th in threads:
+                if (other, th) in med:
+                    c, p = med[("clip.c", th)], med[(other, th)]
+                    print(f"ratios at {th} thread(s), clip.c / {name}: image {c['image_ms'] / p['image_ms']:.2f}x, "
+                          f"text {c['text_ms'] / p['text_ms']:.2f}x")
         if have_torch:
-            for th in threads:
-                c, p = med[("clip.c", th)], med[("PyTorch", th)]
-                print(f"ratios at {th} thread(s), clip.c / PyTorch: image {c['image_ms'] / p['image_ms']:.2f}x, "
-                      f"text {c['text_ms'] / p['text_ms']:.2f}x")
             print(f"whole process, clip.c / PyTorch: {statistics.median(whole['clip.c']) / statistics.median(whole['PyTorch']):.3f}x")
-        if have_ort:
-            for th in threads:
-                c, p = med[("clip.c", th)], med[("ONNX RT", th)]
-                print(f"ratios at {th} thread(s), clip.c / ONNX Runtime: image {c['image_ms'] / p['image_ms']:.2f}x, "
-                      f"text {c['text_ms'] / p['text_ms']:.2f}x")
         print(f"blob size {os.path.getsize(blob) / 2**20:.0f} MiB")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
