@@ -1043,6 +1043,20 @@ int clip_preprocess(const clip_model *m, const clip_image *in, clip_image *out, 
                             err);
 }
 
+int clip_preprocess_file(const clip_model *m, const char *path, clip_image *out, char *err)
+{
+    const clip_config *c = &m->cfg;
+    return clip_load_resize_crop(out, path, c->resize_mode, c->resize_h, c->resize_w, c->crop_h, c->crop_w,
+                                 c->resample, err);
+}
+
+int clip_preprocess_data(const clip_model *m, const unsigned char *data, size_t size, clip_image *out, char *err)
+{
+    const clip_config *c = &m->cfg;
+    return clip_decode_resize_crop(out, data, size, c->resize_mode, c->resize_h, c->resize_w, c->crop_h, c->crop_w,
+                                   c->resample, err);
+}
+
 int clip_tokenize(const clip_model *m, const char *text, size_t len, int32_t *ids, int max_ids, char *err)
 {
     int n = clip_tokenizer_encode(m->tok, text, len, ids, max_ids);
@@ -1290,10 +1304,7 @@ static clip_model *cli_load(const char *path)
 static void cli_image(const clip_model *m, const char *path, clip_image *crop)
 {
     char err[CLIP_ERR_SIZE];
-    clip_image img;
-    if (clip_image_load(&img, path, err)) die(err);
-    if (clip_preprocess(m, &img, crop, err)) die(err);
-    clip_image_free(&img);
+    if (clip_preprocess_file(m, path, crop, err)) die(err);
 }
 
 /* Tokenize n texts into a (n, context) id matrix. */

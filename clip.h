@@ -96,6 +96,17 @@ int clip_preprocess(const clip_model *m, const clip_image *in, clip_image *out, 
 /* The resize and crop alone, for any target (resize_mode as in clip_config). */
 int clip_resize_crop(const clip_image *in, clip_image *out, int resize_mode, int resize_h, int resize_w,
                      int crop_h, int crop_w, int resample, char *err);
+/* Decode and resize + crop in one go: the same pixels as clip_image_decode
+   (or clip_image_load) followed by clip_resize_crop, without the full-size
+   image. For JPEG only the rows and columns the crop needs are transformed,
+   overlapped with the entropy decoding. */
+int clip_decode_resize_crop(clip_image *out, const unsigned char *data, size_t size, int resize_mode, int resize_h,
+                            int resize_w, int crop_h, int crop_w, int resample, char *err);
+int clip_load_resize_crop(clip_image *out, const char *path, int resize_mode, int resize_h, int resize_w, int crop_h,
+                          int crop_w, int resample, char *err);
+/* The same with the model's preprocessing: the crop clip_encode_image takes. */
+int clip_preprocess_file(const clip_model *m, const char *path, clip_image *out, char *err);
+int clip_preprocess_data(const clip_model *m, const unsigned char *data, size_t size, clip_image *out, char *err);
 /* Write an image as binary PPM. */
 int clip_image_write_ppm(const clip_image *img, const char *path, char *err);
 

@@ -208,6 +208,8 @@ static const unsigned char jpeg_natural[64 + 16] = {
     39, 46, 53, 60, 61, 54, 47, 55, 62, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63};
 
 #define HUFF_FAST_BITS 9
+#define AC_FAST_BITS 10
+#define AC_FAST_EOB 64
 
 typedef struct {
     int defined;
@@ -215,6 +217,10 @@ typedef struct {
     int32_t maxcode[18];   /* largest code of each length, -1 if none; [17] sentinel */
     int32_t valoffset[17]; /* vals index of a code of length l = code + valoffset[l] */
     uint16_t fast[1 << HUFF_FAST_BITS]; /* (length << 8 | value) for short codes, 0 if longer */
+    /* AC symbols whose code and extra bits together fit AC_FAST_BITS, decoded
+       in one lookup: (value + 32768) << 16 | run << 8 | bits used, with run
+       AC_FAST_EOB for end-of-block; 0 sends the decoder the long way */
+    uint32_t acfast[1 << AC_FAST_BITS];
 } huff_table;
 
 typedef struct {
@@ -223,8 +229,10 @@ typedef struct {
     int dw, dh;                /* downsampled size in samples (libjpeg's downsampled_width/height) */
     int dc_tbl, ac_tbl;        /* tables of the current scan */
     int32_t dc_pred;
-    int16_t *coef;             /* (bh, bw, 64), natural order */
-    unsigned char *plane;      /* (bh*8, bw*8) after the IDCT */
+    int latched;               /* q holds the quant table (fixed at the component's first scan, as libjpeg) */
+    uint16_t q[64];            /* natural order */
+    int16_t *coef;             /* (bh, bw, 64), natural order; all scans buffered (progressive, multi-scan) */
+    int bx0, bx1;              /* block columns the output needs */
 } jpeg_comp;
 
 typedef struct {
@@ -237,8 +245,15 @@ typedef struct {
     huff_table dc[4], ac[4];
     jpeg_comp comp[JPEG_MAX_COMPONENTS];
     int seen_sof;
+    int rgb;                   /* 3 components that are RGB, not YCbCr (decided at the first scan) */
+    /* the current scan */
+    int ns, ss, se, ah, al;
+    jpeg_comp *sc[JPEG_MAX_COMPONENTS];
+    int mcus, per_row;         /* MCUs in the scan; blocks per row of a one-component scan */
+    int todo, rst;             /* MCUs left in the restart interval; the next RSTn */
+    int failed_at;             /* MCU row whose entropy decoding failed, or -1 */
     /* entropy decoder state */
-    uint32_t bits;             /* bit buffer, next bit at the top */
+    uint64_t bits;             /* bit buffer, next bit at the top */
     int nbits;
     int fill_bits;             /* zero bits inserted past a marker or the end of data */
     int marker;                /* the marker that stopped the bit reader, or 0 */
@@ -306,6 +321,12 @@ static int parse_dqt(jpeg_dec *d)
     return 0;
 }
 
+/* JPEG's EXTEND: an n-bit value v as a signed coefficient */
+static int32_t extend(int32_t v, int n)
+{
+    return v < (1 << (n - 1)) ? v - (1 << n) + 1 : v;
+}
+
 static int build_huff(jpeg_dec *d, huff_table *t, const unsigned char *counts, const unsigned char *vals, int n,
                       int is_dc)
 {
@@ -332,6 +353,22 @@ static int build_huff(jpeg_dec *d, huff_table *t, const unsigned char *counts, c
         code <<= 1;
     }
     t->maxcode[17] = 0x7FFFFFFF;
+    /* the one-lookup AC table: every code of length l <= AC_FAST_BITS whose
+       s extra bits also fit, for each value of those bits */
+    for (l = 1, k = 0, code = 0; l <= AC_FAST_BITS; l++, code <<= 1)
+        for (i = 0; i < counts[l - 1]; i++, k++, code++) {
+            int rs = vals[k], r = rs >> 4, s = rs & 15, v, j, room = AC_FAST_BITS - l - s;
+            if (s == 0 && rs == 0) { /* end of block */
+                for (j = 0; j < 1 << (AC_FAST_BITS - l); j++)
+                    t->acfast[(code << (AC_FAST_BITS - l)) | j] = (uint32_t)(AC_FAST_EOB << 8 | l);
+                continue;
+            }
+            if (s == 0 || room < 0) continue;
+            for (v = 0; v < 1 << s; v++)
+                for (j = 0; j < 1 << room; j++)
+                    t->acfast[(((code << s) | v) << room) | j] =
+                        (uint32_t)(extend(v, s) + 32768) << 16 | (uint32_t)(r << 8 | (l + s));
+        }
     if (is_dc)
         for (i = 0; i < n; i++)
             if (vals[i] > 15) return jfail(d, "DHT: DC table value %d is over 15", vals[i]);
@@ -409,21 +446,36 @@ static int parse_sof(jpeg_dec *d, int marker)
     /* blocks is at most about 16 * pixels / 64 * ncomp: bounded by the pixel limit */
     if ((unsigned long long)blocks > SIZE_MAX / (64 * sizeof(int16_t) + 64))
         return jfail(d, "image too large for this platform");
-    for (i = 0; i < d->ncomp; i++) {
-        jpeg_comp *c = &d->comp[i];
-        c->coef = (int16_t *)calloc((size_t)c->bw * c->bh, 64 * sizeof(int16_t));
-        if (!c->coef) return jfail(d, "out of memory for a %dx%d image", d->w, d->h);
-    }
     return 0;
 }
 
 /* ---- the entropy decoder ---- */
 
-/* Top up the bit buffer to at least 25 bits. Past a marker or the end of
-   the data it inserts zeros (as libjpeg does) and counts them. */
+static uint64_t load_be64(const unsigned char *p)
+{
+    return (uint64_t)p[0] << 56 | (uint64_t)p[1] << 48 | (uint64_t)p[2] << 40 | (uint64_t)p[3] << 32 |
+           (uint64_t)p[4] << 24 | (uint64_t)p[5] << 16 | (uint64_t)p[6] << 8 | (uint64_t)p[7];
+}
+
+/* Top up the bit buffer to at least 57 bits. Whole bytes go in at once while
+   the next eight hold no 0xFF (the common case); otherwise byte by byte,
+   dropping the stuffed zero after 0xFF and stopping at a marker. Past a
+   marker or the end of the data it inserts zeros (as libjpeg does) and
+   counts them. */
 static void fill_bits(jpeg_dec *d)
 {
-    while (d->nbits <= 24) {
+    if (!d->marker && d->end - d->p >= 8) {
+        uint64_t v = load_be64(d->p);
+        /* a byte of v is 0xFF exactly when that byte of ~v is zero */
+        if (!((~v - 0x0101010101010101u) & v & 0x8080808080808080u)) {
+            int n = (64 - d->nbits) >> 3; /* whole bytes that fit: 1..8 */
+            d->bits |= (v >> (64 - 8 * n)) << (64 - d->nbits - 8 * n);
+            d->p += n;
+            d->nbits += 8 * n;
+            return;
+        }
+    }
+    while (d->nbits <= 56) {
         unsigned b = 0;
         if (!d->marker && d->p < d->end) {
             b = *d->p;
@@ -445,7 +497,7 @@ static void fill_bits(jpeg_dec *d)
             if (!d->marker) d->marker = 0x100;
             d->fill_bits += 8;
         }
-        d->bits |= (uint32_t)b << (24 - d->nbits);
+        d->bits |= (uint64_t)b << (56 - d->nbits);
         d->nbits += 8;
     }
 }
@@ -455,16 +507,10 @@ static int get_bits(jpeg_dec *d, int n)
     int v;
     if (n == 0) return 0;
     if (d->nbits < n) fill_bits(d);
-    v = (int)(d->bits >> (32 - n));
+    v = (int)(d->bits >> (64 - n));
     d->bits <<= n;
     d->nbits -= n;
     return v;
-}
-
-/* JPEG's EXTEND: an n-bit value v as a signed coefficient */
-static int32_t extend(int32_t v, int n)
-{
-    return v < (1 << (n - 1)) ? v - (1 << n) + 1 : v;
 }
 
 /* Next Huffman symbol, or -1 for a code that is in no table. */
@@ -474,15 +520,16 @@ static int huff_decode(jpeg_dec *d, const huff_table *t)
     int32_t code;
     if (d->nbits < 16) fill_bits(d);
     {
-        uint16_t f = t->fast[d->bits >> (32 - HUFF_FAST_BITS)];
+        uint16_t f = t->fast[d->bits >> (64 - HUFF_FAST_BITS)];
         if (f) {
             d->bits <<= f >> 8;
             d->nbits -= f >> 8;
             return f & 0xFF;
         }
     }
-    for (l = 1; l <= 16; l++) {
-        code = (int32_t)(d->bits >> (32 - l));
+    /* every code of up to HUFF_FAST_BITS bits is in the fast table */
+    for (l = HUFF_FAST_BITS + 1; l <= 16; l++) {
+        code = (int32_t)(d->bits >> (64 - l));
         if (code <= t->maxcode[l]) {
             d->bits <<= l;
             d->nbits -= l;
@@ -514,7 +561,20 @@ static int decode_block_baseline(jpeg_dec *d, jpeg_comp *c, int16_t *blk)
     c->dc_pred += diff;
     blk[0] = wrap16(c->dc_pred);
     for (k = 1; k < 64; k++) {
-        int rs = huff_decode(d, ac), r, sz;
+        int rs, r, sz;
+        uint32_t e;
+        if (d->nbits < AC_FAST_BITS) fill_bits(d);
+        e = ac->acfast[d->bits >> (64 - AC_FAST_BITS)];
+        if (e) {
+            d->bits <<= e & 31;
+            d->nbits -= (int)(e & 31);
+            r = (int)(e >> 8 & 127);
+            if (r == AC_FAST_EOB) break;
+            k += r;
+            blk[jpeg_natural[k]] = (int16_t)((int32_t)(e >> 16) - 32768);
+            continue;
+        }
+        rs = huff_decode(d, ac);
         if (rs < 0) return jfail(d, "corrupt data: bad Huffman code");
         r = rs >> 4;
         sz = rs & 15;
@@ -550,7 +610,21 @@ static int decode_ac_first(jpeg_dec *d, jpeg_comp *c, int16_t *blk, int ss, int 
         return 0;
     }
     for (k = ss; k <= se; k++) {
-        int rs = huff_decode(d, &d->ac[c->ac_tbl]), r, s;
+        const huff_table *ac = &d->ac[c->ac_tbl];
+        int rs, r, s;
+        uint32_t e;
+        if (d->nbits < AC_FAST_BITS) fill_bits(d);
+        e = ac->acfast[d->bits >> (64 - AC_FAST_BITS)];
+        if (e) { /* EOB is EOBRUN 1 here: this block ends */
+            d->bits <<= e & 31;
+            d->nbits -= (int)(e & 31);
+            r = (int)(e >> 8 & 127);
+            if (r == AC_FAST_EOB) break;
+            k += r;
+            blk[jpeg_natural[k]] = wrap16((int32_t)((uint32_t)((int32_t)(e >> 16) - 32768) << al));
+            continue;
+        }
+        rs = huff_decode(d, ac);
         if (rs < 0) return jfail(d, "corrupt data: bad Huffman code");
         r = rs >> 4;
         s = rs & 15;
@@ -638,102 +712,124 @@ static int restart(jpeg_dec *d, int expected)
     return 0;
 }
 
-static int parse_sos(jpeg_dec *d)
+/* Read a scan header and make it the current scan. */
+static int begin_scan(jpeg_dec *d)
 {
     const unsigned char *s;
-    int len, ns, i, j, ss, se, ah, al, mcus, mcu, rst = 0, todo;
-    jpeg_comp *sc[JPEG_MAX_COMPONENTS];
+    int len, ns, i, j;
     if (segment(d, &s, &len, "SOS")) return -1;
     if (!d->seen_sof) return jfail(d, "scan before the frame header");
     ns = len > 0 ? s[0] : 0;
     if (ns < 1 || ns > d->ncomp || len != 4 + 2 * ns) return jfail(d, "scan header is malformed");
     for (i = 0; i < ns; i++) {
         int id = s[1 + 2 * i], td = s[2 + 2 * i] >> 4, ta = s[2 + 2 * i] & 15;
-        sc[i] = NULL;
+        jpeg_comp *c = NULL;
         for (j = 0; j < d->ncomp; j++)
-            if (d->comp[j].id == id) sc[i] = &d->comp[j];
-        if (!sc[i]) return jfail(d, "scan names component %d, which the frame does not have", id);
+            if (d->comp[j].id == id) c = &d->comp[j];
+        if (!c) return jfail(d, "scan names component %d, which the frame does not have", id);
         for (j = 0; j < i; j++)
-            if (sc[j] == sc[i]) return jfail(d, "scan names component %d twice", id);
+            if (d->sc[j] == c) return jfail(d, "scan names component %d twice", id);
         if (td > 3 || ta > 3) return jfail(d, "scan uses Huffman table %d/%d (0..3 exist)", td, ta);
-        sc[i]->dc_tbl = td;
-        sc[i]->ac_tbl = ta;
+        c->dc_tbl = td;
+        c->ac_tbl = ta;
+        d->sc[i] = c;
     }
-    ss = s[1 + 2 * ns];
-    se = s[2 + 2 * ns];
-    ah = s[3 + 2 * ns] >> 4;
-    al = s[3 + 2 * ns] & 15;
+    d->ns = ns;
+    d->ss = s[1 + 2 * ns];
+    d->se = s[2 + 2 * ns];
+    d->ah = s[3 + 2 * ns] >> 4;
+    d->al = s[3 + 2 * ns] & 15;
     if (d->progressive) {
-        if (ss > 63 || se > 63 || ss > se || (ss == 0 && se != 0) || (ss > 0 && ns != 1) || ah > 13 || al > 13)
-            return jfail(d, "progressive scan parameters Ss=%d Se=%d Ah=%d Al=%d are invalid", ss, se, ah, al);
+        if (d->ss > 63 || d->se > 63 || d->ss > d->se || (d->ss == 0 && d->se != 0) || (d->ss > 0 && ns != 1) ||
+            d->ah > 13 || d->al > 13)
+            return jfail(d, "progressive scan parameters Ss=%d Se=%d Ah=%d Al=%d are invalid", d->ss, d->se, d->ah,
+                         d->al);
     } else {
-        ss = 0;
-        se = 63;
-        ah = al = 0;
+        d->ss = 0;
+        d->se = 63;
+        d->ah = d->al = 0;
     }
-    /* the tables this scan will use */
     for (i = 0; i < ns; i++) {
-        int need_dc = !d->progressive || (ss == 0 && ah == 0), need_ac = !d->progressive || ss > 0;
-        if (need_dc && !d->dc[sc[i]->dc_tbl].defined) return jfail(d, "scan uses DC Huffman table %d, never defined", sc[i]->dc_tbl);
-        if (need_ac && !d->ac[sc[i]->ac_tbl].defined) return jfail(d, "scan uses AC Huffman table %d, never defined", sc[i]->ac_tbl);
-        sc[i]->dc_pred = 0;
+        jpeg_comp *c = d->sc[i];
+        int need_dc = !d->progressive || (d->ss == 0 && d->ah == 0), need_ac = !d->progressive || d->ss > 0;
+        if (need_dc && !d->dc[c->dc_tbl].defined) return jfail(d, "scan uses DC Huffman table %d, never defined", c->dc_tbl);
+        if (need_ac && !d->ac[c->ac_tbl].defined) return jfail(d, "scan uses AC Huffman table %d, never defined", c->ac_tbl);
+        if (!c->latched) { /* libjpeg fixes a component's table when its first scan starts */
+            if (!d->quant_defined[c->tq]) return jfail(d, "quantization table %d is used but never defined", c->tq);
+            memcpy(c->q, d->quant[c->tq], sizeof c->q);
+            c->latched = 1;
+        }
+        c->dc_pred = 0;
     }
     d->bits = 0;
     d->nbits = 0;
     d->fill_bits = 0;
     d->marker = 0;
     d->eobrun = 0;
-    /* MCUs: a single-component scan codes that component's blocks one at a
-       time, over its own (not MCU-padded) extent */
+    d->todo = d->restart_interval;
+    d->rst = 0;
+    /* a one-component scan codes that component's blocks one at a time, over
+       its own (not MCU-padded) extent */
     if (ns == 1) {
-        int bx = (sc[0]->dw + 7) / 8, by = (sc[0]->dh + 7) / 8;
-        mcus = bx * by;
+        d->per_row = (d->sc[0]->dw + 7) / 8;
+        d->mcus = d->per_row * ((d->sc[0]->dh + 7) / 8);
     } else {
-        mcus = d->mcux * d->mcuy;
+        d->mcus = d->mcux * d->mcuy;
     }
-    todo = d->restart_interval;
-    for (mcu = 0; mcu < mcus; mcu++) {
-        if (d->restart_interval && todo == 0) {
-            if (check_overrun(d) || restart(d, rst)) return -1;
-            rst = (rst + 1) & 7;
-            todo = d->restart_interval;
-            for (i = 0; i < ns; i++) sc[i]->dc_pred = 0;
+    return 0;
+}
+
+/* Decode MCUs [m0, m1) of the current scan. Block row brow of the i-th
+   component of the scan goes to row brow - brow0[i] of dest[i] (bw blocks
+   a row), or, without dest, to the component's whole-image buffer. */
+static int decode_mcus(jpeg_dec *d, int m0, int m1, int16_t *const *dest, const int *brow0)
+{
+    int mcu, i;
+    for (mcu = m0; mcu < m1; mcu++) {
+        if (d->restart_interval && d->todo == 0) {
+            if (check_overrun(d) || restart(d, d->rst)) return -1;
+            d->rst = (d->rst + 1) & 7;
+            d->todo = d->restart_interval;
+            for (i = 0; i < d->ns; i++) d->sc[i]->dc_pred = 0;
         }
-        for (i = 0; i < ns; i++) {
-            jpeg_comp *c = sc[i];
-            int bh = ns == 1 ? 1 : c->v, bw = ns == 1 ? 1 : c->h, y, x;
+        for (i = 0; i < d->ns; i++) {
+            jpeg_comp *c = d->sc[i];
+            int one = d->ns == 1, bh = one ? 1 : c->v, bw = one ? 1 : c->h, y, x, rc;
             for (y = 0; y < bh; y++)
                 for (x = 0; x < bw; x++) {
-                    int brow, bcol, rc;
+                    int brow = one ? mcu / d->per_row : (mcu / d->mcux) * c->v + y;
+                    int bcol = one ? mcu % d->per_row : (mcu % d->mcux) * c->h + x;
                     int16_t *blk;
-                    if (ns == 1) {
-                        int per_row = (c->dw + 7) / 8;
-                        brow = mcu / per_row;
-                        bcol = mcu % per_row;
+                    if (dest) { /* a reused row buffer: clear the block first */
+                        blk = dest[i] + ((size_t)(brow - brow0[i]) * c->bw + (size_t)bcol) * 64;
+                        memset(blk, 0, 64 * sizeof(int16_t));
                     } else {
-                        brow = (mcu / d->mcux) * c->v + y;
-                        bcol = (mcu % d->mcux) * c->h + x;
+                        blk = c->coef + ((size_t)brow * c->bw + (size_t)bcol) * 64;
                     }
-                    blk = c->coef + ((size_t)brow * c->bw + (size_t)bcol) * 64;
                     if (!d->progressive)
                         rc = decode_block_baseline(d, c, blk);
-                    else if (ss == 0 && ah == 0)
-                        rc = decode_dc_first(d, c, blk, al);
-                    else if (ss == 0)
-                        rc = (get_bits(d, 1) ? (blk[0] = wrap16(blk[0] | (1 << al))) : 0, 0);
-                    else if (ah == 0)
-                        rc = decode_ac_first(d, c, blk, ss, se, al);
+                    else if (d->ss == 0 && d->ah == 0)
+                        rc = decode_dc_first(d, c, blk, d->al);
+                    else if (d->ss == 0)
+                        rc = (get_bits(d, 1) ? (blk[0] = wrap16(blk[0] | (1 << d->al))) : 0, 0);
+                    else if (d->ah == 0)
+                        rc = decode_ac_first(d, c, blk, d->ss, d->se, d->al);
                     else
-                        rc = decode_ac_refine(d, c, blk, ss, se, al);
+                        rc = decode_ac_refine(d, c, blk, d->ss, d->se, d->al);
                     if (rc) return -1;
                 }
         }
-        todo--;
+        d->todo--;
         if ((mcu & 63) == 0 && check_overrun(d)) return -1;
     }
+    return 0;
+}
+
+/* After the last MCU: the data must not have run out, and parsing goes on
+   at the marker the bit reader stopped on, or at the next one. */
+static int end_scan(jpeg_dec *d)
+{
     if (check_overrun(d)) return -1;
-    /* continue after the scan's data: at the marker the bit reader stopped on,
-       or at the next one */
     if (d->marker == 0x100) {
         d->p = d->end;
     } else if (d->marker) {
@@ -746,181 +842,385 @@ static int parse_sos(jpeg_dec *d)
     return 0;
 }
 
-/* ---- the islow IDCT (jidctint.c's arithmetic) ---- */
+/* ---- the islow IDCT (jidctint.c's arithmetic) ----
+
+   Within one pass the butterfly is integer multiplies and adds only, so it
+   is computed in uint32_t: exact for every coefficient a real encoder
+   writes, and wrapping without undefined behaviour on hostile ones. Each
+   pass runs on eight lanes (the columns, then the rows) for the vectorizer. */
 
 #define IDCT_CONST_BITS 13
 #define IDCT_PASS1_BITS 2
-#define ASR(x, n) ((x) < 0 ? ~(~(x) >> (n)) : (x) >> (n))
-#define DESCALE(x, n) ASR((x) + ((int64_t)1 << ((n)-1)), n)
+/* arithmetic shift right of a two's-complement value held in a uint32_t */
+#define SAR32(x, n) ((((uint32_t)(x) ^ 0x80000000u) >> (n)) - (0x80000000u >> (n)))
+#define DESCALE32(x, n) SAR32((uint32_t)(x) + (1u << ((n)-1)), n)
 
 /* libjpeg's post-IDCT range limit: the sample is (v + 128) clamped to 0..255
    for |v| < 512, and wraps modulo 1024 beyond (corrupt data only) */
-static unsigned char idct_limit(int64_t v)
+static unsigned char idct_limit(uint32_t v)
 {
-    int t = (int)(v & 1023);
-    return (unsigned char)(t < 128 ? t + 128 : t < 512 ? 255 : t < 896 ? 0 : t - 896);
+    uint32_t s = (v + 128) & 1023;
+    return (unsigned char)(s < 256 ? s : s < 640 ? 255 : 0);
 }
 
-/* One 8-point pass of jidctint.c's butterfly (the same in both passes):
-   x[0..7] in, the eight undescaled outputs in order 0..7 in y. */
-static inline void idct_1d(int64_t *y, const int64_t *x)
+/* jidctint.c's 8-point butterfly on eight lanes: x[k][lane] in, y[k][lane]
+   out (undescaled) */
+static void idct_pass(uint32_t y[8][8], uint32_t x[8][8])
 {
-    int64_t z1, z2, z3, z4, z5, t0, t1, t2, t3, t10, t11, t12, t13;
-    /* even part: the rotator is sqrt(2) * c(-6) */
-    z1 = (x[2] + x[6]) * 4433;                 /* FIX(0.541196100) */
-    t2 = z1 + x[6] * -15137;                   /* FIX(1.847759065) */
-    t3 = z1 + x[2] * 6270;                     /* FIX(0.765366865) */
-    t0 = (x[0] + x[4]) * (1 << IDCT_CONST_BITS);
-    t1 = (x[0] - x[4]) * (1 << IDCT_CONST_BITS);
-    t10 = t0 + t3;
-    t13 = t0 - t3;
-    t11 = t1 + t2;
-    t12 = t1 - t2;
-    /* odd part */
-    t0 = x[7];
-    t1 = x[5];
-    t2 = x[3];
-    t3 = x[1];
-    z1 = t0 + t3;
-    z2 = t1 + t2;
-    z3 = t0 + t2;
-    z4 = t1 + t3;
-    z5 = (z3 + z4) * 9633;                     /* FIX(1.175875602) */
-    t0 *= 2446;                                /* FIX(0.298631336) */
-    t1 *= 16819;                               /* FIX(2.053119869) */
-    t2 *= 25172;                               /* FIX(3.072711026) */
-    t3 *= 12299;                               /* FIX(1.501321110) */
-    z1 *= -7373;                               /* FIX(0.899976223) */
-    z2 *= -20995;                              /* FIX(2.562915447) */
-    z3 = z3 * -16069 + z5;                     /* FIX(1.961570560) */
-    z4 = z4 * -3196 + z5;                      /* FIX(0.390180644) */
-    t0 += z1 + z3;
-    t1 += z2 + z4;
-    t2 += z2 + z3;
-    t3 += z1 + z4;
-    y[0] = t10 + t3;
-    y[7] = t10 - t3;
-    y[1] = t11 + t2;
-    y[6] = t11 - t2;
-    y[2] = t12 + t1;
-    y[5] = t12 - t1;
-    y[3] = t13 + t0;
-    y[4] = t13 - t0;
+    int i;
+    for (i = 0; i < 8; i++) {
+        uint32_t z1, z2, z3, z4, z5, t0, t1, t2, t3, t10, t11, t12, t13;
+        /* even part: the rotator is sqrt(2) * c(-6) */
+        z1 = (x[2][i] + x[6][i]) * 4433u;             /* FIX(0.541196100) */
+        t2 = z1 - x[6][i] * 15137u;                   /* FIX(1.847759065) */
+        t3 = z1 + x[2][i] * 6270u;                    /* FIX(0.765366865) */
+        t0 = (x[0][i] + x[4][i]) << IDCT_CONST_BITS;
+        t1 = (x[0][i] - x[4][i]) << IDCT_CONST_BITS;
+        t10 = t0 + t3;
+        t13 = t0 - t3;
+        t11 = t1 + t2;
+        t12 = t1 - t2;
+        /* odd part */
+        t0 = x[7][i];
+        t1 = x[5][i];
+        t2 = x[3][i];
+        t3 = x[1][i];
+        z1 = t0 + t3;
+        z2 = t1 + t2;
+        z3 = t0 + t2;
+        z4 = t1 + t3;
+        z5 = (z3 + z4) * 9633u;                       /* FIX(1.175875602) */
+        t0 *= 2446u;                                  /* FIX(0.298631336) */
+        t1 *= 16819u;                                 /* FIX(2.053119869) */
+        t2 *= 25172u;                                 /* FIX(3.072711026) */
+        t3 *= 12299u;                                 /* FIX(1.501321110) */
+        z1 *= 0u - 7373u;                             /* -FIX(0.899976223) */
+        z2 *= 0u - 20995u;                            /* -FIX(2.562915447) */
+        z3 = z5 - z3 * 16069u;                        /* FIX(1.961570560) */
+        z4 = z5 - z4 * 3196u;                         /* FIX(0.390180644) */
+        t0 += z1 + z3;
+        t1 += z2 + z4;
+        t2 += z2 + z3;
+        t3 += z1 + z4;
+        y[0][i] = t10 + t3;
+        y[7][i] = t10 - t3;
+        y[1][i] = t11 + t2;
+        y[6][i] = t11 - t2;
+        y[2][i] = t12 + t1;
+        y[5][i] = t12 - t1;
+        y[3][i] = t13 + t0;
+        y[4][i] = t13 - t0;
+    }
 }
 
 static void idct_islow(unsigned char *out, size_t stride, const int16_t *in, const uint16_t *q)
 {
-    int64_t ws[64], x[8], y[8];
-    int i, k;
-    for (i = 0; i < 8; i++) { /* columns, dequantized */
-        const int16_t *c = in + i;
-        const uint16_t *qq = q + i;
-        if (!(c[8] | c[16] | c[24] | c[32] | c[40] | c[48] | c[56])) {
-            /* only the DC term: the full computation reduces to this exactly */
-            int64_t dc = (int64_t)c[0] * qq[0] * (1 << IDCT_PASS1_BITS);
-            for (k = 0; k < 8; k++) ws[8 * k + i] = (int32_t)dc;
-            continue;
-        }
-        for (k = 0; k < 8; k++) x[k] = (int64_t)c[8 * k] * qq[8 * k];
-        idct_1d(y, x);
-        for (k = 0; k < 8; k++) /* libjpeg keeps the workspace in int */
-            ws[8 * k + i] = (int32_t)DESCALE(y[k], IDCT_CONST_BITS - IDCT_PASS1_BITS);
-    }
-    for (i = 0; i < 8; i++) { /* rows */
-        const int64_t *w = ws + 8 * i;
-        unsigned char *o = out + (size_t)i * stride;
-        if (!(w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7])) {
-            /* a flat row: again exactly what the full computation gives */
-            memset(o, idct_limit(DESCALE(w[0], IDCT_PASS1_BITS + 3)), 8);
-            continue;
-        }
-        idct_1d(y, w);
-        for (k = 0; k < 8; k++) o[k] = idct_limit(DESCALE(y[k], IDCT_CONST_BITS + IDCT_PASS1_BITS + 3));
-    }
-}
-
-/* ---- upsampling (jdsample.c's methods) ---- */
-
-/* Row y of a component plane, with libjpeg's context-row edges: above the
-   first row is the first row, below the last real row is the last real row. */
-static const unsigned char *comp_row(const jpeg_comp *c, int y)
-{
-    if (y < 0) y = 0;
-    if (y >= c->dh) y = c->dh - 1;
-    return c->plane + (size_t)y * c->bw * 8;
-}
-
-/* Full-resolution row y (0..h-1) of component c into out (w samples). */
-static void upsample_row(const jpeg_dec *d, const jpeg_comp *c, int y, unsigned char *out, unsigned char *tmp)
-{
-    int he = d->hmax / c->h, ve = d->vmax / c->v, x;
-    int fancy_h2 = he == 2 && c->dw > 2;
-    if (he == 1 && ve == 1) {
-        memcpy(out, comp_row(c, y), (size_t)d->w);
+    uint32_t x[8][8], y[8][8];
+    int k, i;
+    unsigned ac = 0;
+    for (k = 1; k < 64; k++) ac |= (uint16_t)in[k];
+    if (!ac) {
+        /* only the DC term: both passes reduce to this exactly */
+        uint32_t dc = (uint32_t)(int32_t)in[0] * q[0] << IDCT_PASS1_BITS;
+        unsigned char v = idct_limit(DESCALE32(dc, IDCT_PASS1_BITS + 3));
+        for (k = 0; k < 8; k++) memset(out + (size_t)k * stride, v, 8);
         return;
     }
-    if (he == 2 && ve == 1 && fancy_h2) { /* h2v1 triangle filter */
-        const unsigned char *in = comp_row(c, y);
-        int n = c->dw;
-        tmp[0] = in[0];
-        tmp[1] = (unsigned char)((in[0] * 3 + in[1] + 2) >> 2);
-        for (x = 1; x < n - 1; x++) {
-            int v = in[x] * 3;
-            tmp[2 * x] = (unsigned char)((v + in[x - 1] + 1) >> 2);
-            tmp[2 * x + 1] = (unsigned char)((v + in[x + 1] + 2) >> 2);
-        }
-        tmp[2 * n - 2] = (unsigned char)((in[n - 1] * 3 + in[n - 2] + 1) >> 2);
-        tmp[2 * n - 1] = in[n - 1];
-        memcpy(out, tmp, (size_t)d->w);
-        return;
-    }
+    for (k = 0; k < 8; k++) /* columns: lane i is column i, dequantized */
+        for (i = 0; i < 8; i++) x[k][i] = (uint32_t)(int32_t)in[8 * k + i] * q[8 * k + i];
+    idct_pass(y, x);
+    for (k = 0; k < 8; k++) /* row k of the workspace becomes lane k */
+        for (i = 0; i < 8; i++) x[i][k] = DESCALE32(y[k][i], IDCT_CONST_BITS - IDCT_PASS1_BITS);
+    idct_pass(y, x);
+    for (k = 0; k < 8; k++)
+        for (i = 0; i < 8; i++)
+            out[(size_t)i * stride + k] = idct_limit(DESCALE32(y[k][i], IDCT_CONST_BITS + IDCT_PASS1_BITS + 3));
+}
+
+/* ---- the output stage ----
+
+   Rows of MCUs go through three steps: entropy decoding (in order, one row
+   after another), the IDCT of the blocks the output needs, then upsampling
+   and color conversion of the rows the output wants, handed to a sink. The
+   steps are OpenMP tasks whose dependencies follow that order, over rings
+   of JPEG_RING row buffers, so the entropy decoding of one row overlaps the
+   pixel work of the rows before it; without OpenMP they run in creation
+   order, which is a valid one. Progressive and multi-scan files decode all
+   their scans first and then run the same two pixel steps. */
+
+#define JPEG_RING 8
+
+/* Where the decoded pixels go: rows [y0, y1) and columns [x0, x1), each
+   row handed over as three planes (R, G, B; x1 - x0 samples each, followed
+   by pad readable zero bytes). row() is called from several threads at
+   once, for different y. */
+typedef struct {
+    int y0, y1, x0, x1, pad;
+    void (*row)(void *ctx, int y, const unsigned char *r, const unsigned char *g, const unsigned char *b);
+    void *ctx;
+} jpeg_sink;
+
+typedef struct {
+    int16_t *coef[JPEG_MAX_COMPONENTS];  /* (v, bw, 64): one MCU row, when streaming */
+    unsigned char *plane[JPEG_MAX_COMPONENTS]; /* (8 * v, 8 * bw) samples of one MCU row */
+    unsigned char *work;                 /* rows for the color step */
+    int failed;                          /* the entropy decoding of this row failed */
+} jpeg_slot;
+
+/* Sample row sy of component ci (clamped to the real rows, as libjpeg's
+   context rows are), from the slot of the MCU row holding it. */
+static const unsigned char *sample_row(const jpeg_dec *d, const jpeg_slot *ring, int ci, int sy)
+{
+    const jpeg_comp *c = &d->comp[ci];
+    int rows = 8 * c->v, r;
+    if (sy < 0) sy = 0;
+    if (sy >= c->dh) sy = c->dh - 1;
+    r = sy / rows;
+    return ring[r % JPEG_RING].plane[ci] + (size_t)(sy - r * rows) * c->bw * 8;
+}
+
+/* Output row y, columns [x0, x1), of component ci at full resolution, with
+   libjpeg-turbo's upsampler for its sampling factors: the triangle filters
+   for 2x1 (when wider than 2 samples), 1x2 and 2x2, replication otherwise.
+   Returns out, or the sample row itself when there is nothing to do. tw
+   holds (x1 - x0) / 2 + 4 values. */
+static const unsigned char *upsample(const jpeg_dec *d, const jpeg_slot *ring, int ci, int y, int x0, int x1,
+                                     unsigned char *out, int *tw)
+{
+    const jpeg_comp *c = &d->comp[ci];
+    int he = d->hmax / c->h, ve = d->vmax / c->v, n = c->dw, x, s, j;
+    int fancy_h2 = he == 2 && n > 2;
+    if (he == 1 && ve == 1) return sample_row(d, ring, ci, y) + x0;
     if (he == 1 && ve == 2) { /* h1v2 triangle filter (libjpeg-turbo always uses it here) */
-        int iy = y / 2, below = y & 1;
-        const unsigned char *near = comp_row(c, iy), *far = comp_row(c, below ? iy + 1 : iy - 1);
-        for (x = 0; x < d->w; x++) out[x] = (unsigned char)((near[x] * 3 + far[x] + 1 + below) >> 2);
-        return;
+        int below = y & 1;
+        const unsigned char *near = sample_row(d, ring, ci, y / 2), *far = sample_row(d, ring, ci, y / 2 + (below ? 1 : -1));
+        for (x = x0; x < x1; x++) out[x - x0] = (unsigned char)((near[x] * 3 + far[x] + 1 + below) >> 2);
+        return out;
     }
-    if (he == 2 && ve == 2 && fancy_h2) { /* h2v2 triangle filter */
-        int iy = y / 2, below = y & 1, n = c->dw, last, this_, next;
-        const unsigned char *near = comp_row(c, iy), *far = comp_row(c, below ? iy + 1 : iy - 1);
-        this_ = near[0] * 3 + far[0];
-        next = near[1] * 3 + far[1];
-        tmp[0] = (unsigned char)((this_ * 4 + 8) >> 4);
-        tmp[1] = (unsigned char)((this_ * 3 + next + 7) >> 4);
-        last = this_;
-        this_ = next;
-        for (x = 1; x < n - 1; x++) {
-            next = near[x + 1] * 3 + far[x + 1];
-            tmp[2 * x] = (unsigned char)((this_ * 3 + last + 8) >> 4);
-            tmp[2 * x + 1] = (unsigned char)((this_ * 3 + next + 7) >> 4);
-            last = this_;
-            this_ = next;
+    if (fancy_h2 && ve <= 2) {
+        /* h2v1 and h2v2 triangle filters: output 2s and 2s+1 come from
+           sample s and its left or right neighbour t (a vertical blend of
+           two rows for h2v2); at the edges the missing neighbour equals the
+           edge sample, which is what libjpeg's edge formulas compute */
+        int s0 = x0 >> 1, s1 = (x1 - 1) >> 1, base = 2 * s0, e0, e1, sh;
+        int *t = tw + 1; /* t[s - s0] for s in [s0 - 1, s1 + 1] */
+        if (ve == 1) {
+            const unsigned char *in = sample_row(d, ring, ci, y);
+            for (s = s0 - 1; s <= s1 + 1; s++) t[s - s0] = in[s < 0 ? 0 : s >= n ? n - 1 : s];
+            e0 = 1; /* (3 t[s] + t[s-1] + 1) >> 2, (3 t[s] + t[s+1] + 2) >> 2 */
+            e1 = 2;
+            sh = 2;
+        } else {
+            int below = y & 1;
+            const unsigned char *near = sample_row(d, ring, ci, y / 2);
+            const unsigned char *far = sample_row(d, ring, ci, y / 2 + (below ? 1 : -1));
+            for (s = s0 - 1; s <= s1 + 1; s++) {
+                j = s < 0 ? 0 : s >= n ? n - 1 : s;
+                t[s - s0] = near[j] * 3 + far[j];
+            }
+            e0 = 8;
+            e1 = 7;
+            sh = 4;
         }
-        tmp[2 * n - 2] = (unsigned char)((this_ * 3 + last + 8) >> 4);
-        tmp[2 * n - 1] = (unsigned char)((this_ * 4 + 7) >> 4);
-        memcpy(out, tmp, (size_t)d->w);
-        return;
+        for (s = 0; s <= s1 - s0; s++) {
+            out[2 * s] = (unsigned char)((t[s] * 3 + t[s - 1] + e0) >> sh);
+            out[2 * s + 1] = (unsigned char)((t[s] * 3 + t[s + 1] + e1) >> sh);
+        }
+        return out + (x0 - base);
     }
     { /* replication (h2v1/h2v2 when narrow, and every other integral factor) */
-        const unsigned char *in = comp_row(c, y / ve);
-        for (x = 0; x < d->w; x++) out[x] = in[x / he];
+        const unsigned char *in = sample_row(d, ring, ci, y / ve);
+        for (x = x0; x < x1; x++) out[x - x0] = in[x / he];
+        return out;
     }
 }
 
-/* ---- YCbCr -> RGB (jdcolor.c's tables) ---- */
-
-static unsigned char clamp255(int v)
+/* jdcolor.c's YCbCr -> RGB, its tables written out as arithmetic (the
+   offsets keep every shifted value non-negative, so >> is a floor) */
+static void ycc_to_rgb(unsigned char *restrict r, unsigned char *restrict g, unsigned char *restrict b,
+                       const unsigned char *restrict yy, const unsigned char *restrict cb,
+                       const unsigned char *restrict cr, int n)
 {
-    return (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
+    int i;
+    for (i = 0; i < n; i++) {
+        int32_t Y = yy[i], u = cb[i] - 128, v = cr[i] - 128;
+        int32_t R = Y + ((91881 * v + 32768 + (512 << 16)) >> 16) - 512;             /* FIX(1.40200) */
+        int32_t G = Y + ((-22554 * u - 46802 * v + 32768 + (512 << 16)) >> 16) - 512; /* FIX(0.34414), FIX(0.71414) */
+        int32_t B = Y + ((116130 * u + 32768 + (512 << 16)) >> 16) - 512;            /* FIX(1.77200) */
+        r[i] = (unsigned char)(R < 0 ? 0 : R > 255 ? 255 : R);
+        g[i] = (unsigned char)(G < 0 ? 0 : G > 255 ? 255 : G);
+        b[i] = (unsigned char)(B < 0 ? 0 : B > 255 ? 255 : B);
+    }
 }
 
-static int decode_jpeg(clip_image *img, const unsigned char *data, size_t size, char *err)
+typedef struct {
+    jpeg_dec *d;
+    jpeg_slot *ring;
+    const jpeg_sink *sink;
+    int rows;           /* output rows per MCU row: 8 * vmax */
+    int streaming;      /* the entropy decoding runs in the pipeline */
+    size_t wcols;       /* x1 - x0 */
+} jpeg_pipe;
+
+/* Step 1 (streaming): entropy-decode MCU row r into its slot. */
+static void step_entropy(jpeg_pipe *p, int r)
+{
+    jpeg_dec *d = p->d;
+    jpeg_slot *s = &p->ring[r % JPEG_RING];
+    int brow0[JPEG_MAX_COMPONENTS], i, m0, m1;
+    s->failed = d->failed_at >= 0;
+    if (s->failed) return;
+    for (i = 0; i < d->ns; i++) brow0[i] = r * d->sc[i]->v;
+    if (d->ns == 1) {
+        int rows = (d->sc[0]->dh + 7) / 8, last = brow0[0] + d->sc[0]->v;
+        m0 = brow0[0] * d->per_row;
+        m1 = (last < rows ? last : rows) * d->per_row;
+    } else {
+        m0 = r * d->mcux;
+        m1 = m0 + d->mcux;
+    }
+    if (decode_mcus(d, m0, m1, s->coef, brow0) || (r == d->mcuy - 1 && end_scan(d))) {
+        d->failed_at = r;
+        s->failed = 1;
+    }
+}
+
+/* Step 2: the IDCT of the needed blocks of MCU row r. */
+static void step_idct(jpeg_pipe *p, int r)
+{
+    jpeg_dec *d = p->d;
+    jpeg_slot *s = &p->ring[r % JPEG_RING];
+    int i, by, bx;
+    for (i = 0; i < d->ncomp; i++) {
+        jpeg_comp *c = &d->comp[i];
+        size_t stride = (size_t)c->bw * 8, n = (size_t)c->v * c->bw * 64;
+        int16_t *coef = p->streaming ? s->coef[i] : c->coef + (size_t)r * n;
+        if (s->failed) return;
+        for (by = 0; by < c->v; by++)
+            for (bx = c->bx0; bx < c->bx1; bx++)
+                idct_islow(s->plane[i] + (size_t)by * 8 * stride + (size_t)bx * 8, stride,
+                           coef + ((size_t)by * c->bw + bx) * 64, c->q);
+    }
+}
+
+/* Step 3: the output rows of MCU row r, upsampled and converted. */
+static void step_color(jpeg_pipe *p, int r)
+{
+    jpeg_dec *d = p->d;
+    const jpeg_sink *k = p->sink;
+    jpeg_slot *s = &p->ring[r % JPEG_RING];
+    size_t w = p->wcols, row = w + (size_t)k->pad + 8;
+    unsigned char *R = s->work, *G = R + row, *B = G + row, *u0 = B + row, *u1 = u0 + row, *u2 = u1 + row;
+    int *tw = (int *)(void *)(u2 + row);
+    int y = r * p->rows, y1 = y + p->rows;
+    if (y < k->y0) y = k->y0;
+    if (y1 > k->y1) y1 = k->y1;
+    if (p->ring[(r > 0 ? r - 1 : r) % JPEG_RING].failed || s->failed ||
+        p->ring[(r + 1 < d->mcuy ? r + 1 : r) % JPEG_RING].failed)
+        return;
+    for (; y < y1; y++) {
+        const unsigned char *c0 = upsample(d, p->ring, 0, y, k->x0, k->x1, u0, tw);
+        if (d->ncomp == 1) {
+            memcpy(R, c0, w);
+            k->row(k->ctx, y, R, R, R);
+        } else {
+            const unsigned char *c1 = upsample(d, p->ring, 1, y, k->x0, k->x1, u1, tw);
+            const unsigned char *c2 = upsample(d, p->ring, 2, y, k->x0, k->x1, u2, tw);
+            if (d->rgb) {
+                memcpy(R, c0, w);
+                memcpy(G, c1, w);
+                memcpy(B, c2, w);
+            } else {
+                ycc_to_rgb(R, G, B, c0, c1, c2, (int)w);
+            }
+            k->row(k->ctx, y, R, G, B);
+        }
+    }
+}
+
+/* Run the pixel steps (and, streaming, the entropy decoding) for the
+   whole image. */
+static int jpeg_run(jpeg_dec *d, const jpeg_sink *sink, int streaming)
+{
+    jpeg_slot ring[JPEG_RING];
+    jpeg_pipe p;
+    int i, r, R = d->mcuy, rc = -1;
+    size_t work;
+    memset(ring, 0, sizeof ring);
+    p.d = d;
+    p.ring = ring;
+    p.sink = sink;
+    p.rows = 8 * d->vmax;
+    p.streaming = streaming;
+    p.wcols = (size_t)(sink->x1 - sink->x0);
+    d->failed_at = -1;
+    /* the block columns each component needs: the samples under the output
+       columns and the upsamplers' neighbours */
+    for (i = 0; i < d->ncomp; i++) {
+        jpeg_comp *c = &d->comp[i];
+        int he = d->hmax / c->h, s0 = sink->x0 / he - 1, s1 = (sink->x1 - 1) / he + 1;
+        if (s0 < 0) s0 = 0;
+        if (s1 > c->dw - 1) s1 = c->dw - 1;
+        c->bx0 = s0 / 8;
+        c->bx1 = s1 / 8 + 1;
+    }
+    work = 6 * (p.wcols + (size_t)sink->pad + 8) + (p.wcols / 2 + 8) * sizeof(int);
+    for (r = 0; r < JPEG_RING; r++) {
+        jpeg_slot *s = &ring[r];
+        for (i = 0; i < d->ncomp; i++) {
+            jpeg_comp *c = &d->comp[i];
+            s->plane[i] = (unsigned char *)calloc((size_t)c->v * 8, (size_t)c->bw * 8);
+            if (streaming) s->coef[i] = (int16_t *)malloc((size_t)c->v * c->bw * 64 * sizeof(int16_t));
+            if (!s->plane[i] || (streaming && !s->coef[i])) goto out;
+        }
+        s->work = (unsigned char *)calloc(work, 1);
+        if (!s->work) goto out;
+    }
+    OMP("omp parallel")
+    OMP("omp single")
+    for (r = 0; r <= R; r++) {
+        if (r < R) {
+            /* MCU row r is transformed when its output rows, or a
+               neighbour's (the vertical upsamplers' context), are wanted */
+            int lo = r > 0 ? r - 1 : 0, hi = r + 1 < R ? r + 1 : R - 1;
+            if (streaming) {
+                OMP("omp task firstprivate(r) shared(p) depend(inout: p) depend(inout: ring[r % JPEG_RING])")
+                step_entropy(&p, r);
+            }
+            if (lo * p.rows < sink->y1 && (hi + 1) * p.rows > sink->y0) {
+                OMP("omp task firstprivate(r) shared(p) depend(inout: ring[r % JPEG_RING])")
+                step_idct(&p, r);
+            }
+        }
+        /* the color step of row r - 1 reads rows r - 2, r - 1 and r */
+        if (r > 0 && (r - 1) * p.rows < sink->y1 && r * p.rows > sink->y0) {
+            int q = r - 1;
+            OMP("omp task firstprivate(q) shared(p) depend(in: ring[(q + JPEG_RING - 1) % JPEG_RING], ring[q % JPEG_RING], ring[(q + 1) % JPEG_RING])")
+            step_color(&p, q);
+        }
+    }
+    rc = d->failed_at >= 0 ? -1 : 0;
+out:
+    if (rc && d->failed_at < 0) jfail(d, "out of memory");
+    for (r = 0; r < JPEG_RING; r++) {
+        for (i = 0; i < d->ncomp; i++) {
+            free(ring[r].plane[i]);
+            free(ring[r].coef[i]);
+        }
+        free(ring[r].work);
+    }
+    return rc;
+}
+
+/* Decode a JPEG into the sink that prepare() sets up once the frame size
+   is known (at the first scan; prepare reports its own errors). */
+typedef int (*jpeg_prepare)(void *ctx, int w, int h, jpeg_sink *sink, char *err);
+
+static int decode_jpeg(const unsigned char *data, size_t size, jpeg_prepare prepare, void *ctx, char *err)
 {
     jpeg_dec *d = (jpeg_dec *)calloc(1, sizeof(jpeg_dec));
-    int rc = -1, i, y, x, done = 0, rgb = 0, scans = 0;
-    unsigned char *rows = NULL;
-    int cr_r[256], cb_b[256];
-    int32_t cr_g[256], cb_g[256];
+    jpeg_sink sink;
+    int rc = -1, i, done = 0, scans = 0, streaming = 0;
     if (!d) return fail(err, "clip: out of memory");
     d->p = data + 2;
     d->end = data + size;
@@ -965,7 +1265,41 @@ static int decode_jpeg(clip_image *img, const unsigned char *data, size_t size, 
             break;
         }
         case 0xDA:
-            if (parse_sos(d)) goto out;
+            if (streaming) { /* libjpeg: "Didn't expect more than one scan" */
+                jfail(d, "a second scan after a sequential scan that held every component");
+                goto out;
+            }
+            if (begin_scan(d)) goto out;
+            if (!scans) {
+                /* libjpeg settles the color space with the headers before
+                   the first scan (default_decompress_parms) */
+                if (d->ncomp == 3) {
+                    if (d->saw_jfif)
+                        d->rgb = 0;
+                    else if (d->saw_adobe)
+                        d->rgb = d->adobe_transform == 0;
+                    else
+                        d->rgb = d->comp[0].id == 'R' && d->comp[1].id == 'G' && d->comp[2].id == 'B';
+                }
+                if (prepare(ctx, d->w, d->h, &sink, err)) goto out;
+                /* one sequential scan with every component: decode it as a
+                   stream of MCU rows, overlapped with the pixel work */
+                streaming = !d->progressive && d->ns == d->ncomp;
+                if (streaming) {
+                    if (jpeg_run(d, &sink, 1)) goto out;
+                    scans = 1;
+                    break; /* on to EOI: what follows must still parse */
+                }
+                for (i = 0; i < d->ncomp; i++) {
+                    jpeg_comp *c = &d->comp[i];
+                    c->coef = (int16_t *)calloc((size_t)c->bw * c->bh, 64 * sizeof(int16_t));
+                    if (!c->coef) {
+                        jfail(d, "out of memory for a %dx%d image", d->w, d->h);
+                        goto out;
+                    }
+                }
+            }
+            if (decode_mcus(d, 0, d->mcus, NULL, NULL) || end_scan(d)) goto out;
             scans++;
             break;
         case 0xDC: jfail(d, "DNL markers are not supported"); goto out;
@@ -991,106 +1325,59 @@ static int decode_jpeg(clip_image *img, const unsigned char *data, size_t size, 
         jfail(d, !d->seen_sof ? "no frame header (SOF)" : "no image data (SOS)");
         goto out;
     }
-    for (i = 0; i < d->ncomp; i++)
-        if (!d->quant_defined[d->comp[i].tq]) {
-            jfail(d, "quantization table %d is used but never defined", d->comp[i].tq);
-            goto out;
-        }
-    /* color space, as libjpeg's default_decompress_parms decides it */
-    if (d->ncomp == 3) {
-        if (d->saw_jfif)
-            rgb = 0;
-        else if (d->saw_adobe)
-            rgb = d->adobe_transform == 0;
-        else
-            rgb = d->comp[0].id == 'R' && d->comp[1].id == 'G' && d->comp[2].id == 'B';
-    }
-    /* inverse DCT of every block */
-    for (i = 0; i < d->ncomp; i++) {
-        jpeg_comp *c = &d->comp[i];
-        size_t stride = (size_t)c->bw * 8;
-        int by, bx;
-        c->plane = (unsigned char *)malloc(stride * (size_t)c->bh * 8);
-        if (!c->plane) {
-            jfail(d, "out of memory");
-            goto out;
-        }
-        OMP("omp parallel for private(bx) schedule(static)")
-        for (by = 0; by < c->bh; by++)
-            for (bx = 0; bx < c->bw; bx++)
-                idct_islow(c->plane + (size_t)by * 8 * stride + (size_t)bx * 8, stride,
-                           c->coef + ((size_t)by * c->bw + bx) * 64, d->quant[c->tq]);
-        free(c->coef);
-        c->coef = NULL;
-    }
-    if (image_alloc(img, d->w, d->h, err)) goto out;
-    for (i = 0; i < 256; i++) {
-        int32_t xx = i - 128;
-        cr_r[i] = (int)ASR(91881 * xx + 32768, 16);  /* FIX(1.40200) */
-        cb_b[i] = (int)ASR(116130 * xx + 32768, 16); /* FIX(1.77200) */
-        cr_g[i] = -46802 * xx;                       /* -FIX(0.71414) */
-        cb_g[i] = -22554 * xx + 32768;               /* -FIX(0.34414), plus ONE_HALF */
-    }
-    /* upsample a row of each component, then convert; rows are independent */
-    {
-        int threads = 1;
-        size_t row_buf = (size_t)(d->w + 16) * 8;
-#ifdef _OPENMP
-        threads = omp_get_max_threads();
-#endif
-        rows = (unsigned char *)malloc(row_buf * (size_t)threads);
-        if (!rows) {
-            jfail(d, "out of memory");
-            goto out;
-        }
-        OMP("omp parallel for private(x) schedule(static)")
-        for (y = 0; y < d->h; y++) {
-            int tid = 0;
-            unsigned char *o = img->rgb + (size_t)y * d->w * 3, *r0, *r1, *r2, *tmp;
-#ifdef _OPENMP
-            tid = omp_get_thread_num();
-#endif
-            r0 = rows + row_buf * (size_t)tid;
-            r1 = r0 + (d->w + 16) * 2;
-            r2 = r0 + (d->w + 16) * 4;
-            tmp = r0 + (d->w + 16) * 6;
-            upsample_row(d, &d->comp[0], y, r0, tmp);
-            if (d->ncomp == 1) {
-                for (x = 0; x < d->w; x++) o[3 * x] = o[3 * x + 1] = o[3 * x + 2] = r0[x];
-                continue;
-            }
-            upsample_row(d, &d->comp[1], y, r1, tmp);
-            upsample_row(d, &d->comp[2], y, r2, tmp);
-            if (rgb) {
-                for (x = 0; x < d->w; x++) {
-                    o[3 * x] = r0[x];
-                    o[3 * x + 1] = r1[x];
-                    o[3 * x + 2] = r2[x];
-                }
-            } else {
-                for (x = 0; x < d->w; x++) {
-                    int yy = r0[x], cb = r1[x], cr = r2[x];
-                    o[3 * x] = clamp255(yy + cr_r[cr]);
-                    o[3 * x + 1] = clamp255(yy + (int)ASR(cb_g[cb] + cr_g[cr], 16));
-                    o[3 * x + 2] = clamp255(yy + cb_b[cb]);
-                }
-            }
-        }
-    }
+    if (!streaming && jpeg_run(d, &sink, 0)) goto out;
     rc = 0;
 out:
-    if (rc) clip_image_free(img);
-    free(rows);
-    for (i = 0; i < JPEG_MAX_COMPONENTS; i++) {
-        free(d->comp[i].coef);
-        free(d->comp[i].plane);
-    }
+    for (i = 0; i < JPEG_MAX_COMPONENTS; i++) free(d->comp[i].coef);
     free(d);
     return rc;
 }
 
+/* The whole image, rows interleaved into an RGB buffer. */
+typedef struct {
+    clip_image *img;
+    unsigned char *rgb;  /* row y0 of the output */
+    size_t stride;
+    int y0, n;           /* first row, pixels per row */
+} interleave_ctx;
+
+static void interleave_row(void *ctx, int y, const unsigned char *r, const unsigned char *g, const unsigned char *b)
+{
+    const interleave_ctx *c = (const interleave_ctx *)ctx;
+    unsigned char *o = c->rgb + (size_t)(y - c->y0) * c->stride;
+    int x;
+    for (x = 0; x < c->n; x++) {
+        o[3 * x] = r[x];
+        o[3 * x + 1] = g[x];
+        o[3 * x + 2] = b[x];
+    }
+}
+
+static int image_prepare(void *ctx, int w, int h, jpeg_sink *sink, char *err)
+{
+    interleave_ctx *c = (interleave_ctx *)ctx;
+    if (image_alloc(c->img, w, h, err)) return -1;
+    c->rgb = c->img->rgb;
+    c->stride = (size_t)w * 3;
+    c->y0 = 0;
+    c->n = w;
+    sink->y0 = 0;
+    sink->y1 = h;
+    sink->x0 = 0;
+    sink->x1 = w;
+    sink->pad = 0;
+    sink->row = interleave_row;
+    sink->ctx = c;
+    return 0;
+}
+
 /* ------------------------------------------------------------------------
    Format dispatch */
+
+static int is_jpeg(const unsigned char *data, size_t size)
+{
+    return size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF;
+}
 
 int clip_image_decode(clip_image *img, const unsigned char *data, size_t size, char *err)
 {
@@ -1100,19 +1387,25 @@ int clip_image_decode(clip_image *img, const unsigned char *data, size_t size, c
         return decode_pnm(img, data, size, err);
     if (size >= 2 && data[0] == 'P' && (data[1] == '1' || data[1] == '4'))
         return fail(err, "clip: 1-bit PBM images are not supported; convert to PGM or PPM");
-    if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF)
-        return decode_jpeg(img, data, size, err);
+    if (is_jpeg(data, size)) {
+        interleave_ctx c;
+        int rc;
+        c.img = img;
+        rc = decode_jpeg(data, size, image_prepare, &c, err);
+        if (rc) clip_image_free(img);
+        return rc;
+    }
     return fail(err, "clip: unknown image format (JPEG, PPM and PGM are read)");
 }
 
-int clip_image_load(clip_image *img, const char *path, char *err)
+/* The whole file in memory. */
+static int read_file(const char *path, unsigned char **data, size_t *size, char *err)
 {
     FILE *f = fopen(path, "rb");
     unsigned char *buf = NULL;
     size_t len = 0, cap = 0;
-    int rc;
-    img->rgb = NULL;
-    img->width = img->height = 0;
+    *data = NULL;
+    *size = 0;
     if (!f) return fail(err, "clip: %s: %s", path, strerror(errno));
     for (;;) {
         size_t got;
@@ -1142,15 +1435,34 @@ int clip_image_load(clip_image *img, const char *path, char *err)
         return fail(err, "clip: %s: read error", path);
     }
     fclose(f);
-    rc = clip_image_decode(img, buf, len, err);
-    free(buf);
-    if (rc && err) { /* name the file in the message */
+    *data = buf;
+    *size = len;
+    return 0;
+}
+
+/* Prefix a decoding error with the file's name. */
+static int name_file(int rc, const char *path, char *err)
+{
+    if (rc && err) {
         char tmp[CLIP_ERR_SIZE];
         const char *msg = strncmp(err, "clip: ", 6) == 0 ? err + 6 : err;
         snprintf(tmp, sizeof tmp, "clip: %s: %s", path, msg);
         memcpy(err, tmp, CLIP_ERR_SIZE);
     }
     return rc;
+}
+
+int clip_image_load(clip_image *img, const char *path, char *err)
+{
+    unsigned char *buf;
+    size_t len;
+    int rc;
+    img->rgb = NULL;
+    img->width = img->height = 0;
+    if (read_file(path, &buf, &len, err)) return -1;
+    rc = clip_image_decode(img, buf, len, err);
+    free(buf);
+    return name_file(rc, path, err);
 }
 
 int clip_image_write_ppm(const clip_image *img, const char *path, char *err)
@@ -1207,7 +1519,8 @@ static int coeffs_make(coeffs *c, int in_size, int out_size, int o0, int o1, int
     double *w;
     int o, x, count = o1 - o0;
     support *= filterscale;
-    c->ksize = (int)ceil(support) * 2 + 1;
+    /* rounded up to a multiple of 8 (zero weights) for the vectorized loops */
+    c->ksize = ((int)ceil(support) * 2 + 1 + 7) & ~7;
     c->bounds = (int *)malloc((size_t)(count > 0 ? count : 1) * 2 * sizeof(int));
     c->k = (int32_t *)malloc((size_t)(count > 0 ? count : 1) * (size_t)c->ksize * sizeof(int32_t));
     w = (double *)malloc((size_t)c->ksize * sizeof(double));
@@ -1215,6 +1528,8 @@ static int coeffs_make(coeffs *c, int in_size, int out_size, int o0, int o1, int
         free(c->bounds);
         free(c->k);
         free(w);
+        c->bounds = NULL;
+        c->k = NULL;
         return fail(err, "clip: out of memory for resampling coefficients");
     }
     for (o = o0; o < o1; o++) {
@@ -1299,22 +1614,67 @@ static void resample_vertical(unsigned char *out, int nrows, const unsigned char
     }
 }
 
-/* CLIPImageProcessor.resize + center_crop. The resized image is never built
-   whole: only the output rows and columns inside the crop are computed
-   (each depends on its own coefficients alone, so the pixels are the same),
-   which keeps 1 x 10000 inputs cheap. */
-int clip_resize_crop(const clip_image *in, clip_image *out, int resize_mode, int resize_h, int resize_w, int crop_h,
+/* One channel of a row through the horizontal pass: dst[3 * o] for the
+   ncols output columns, from src (input column x0 at src[0]). Every window
+   is ksize (a multiple of 8) long, with zero weights past its end. The
+   loops go tap group by tap group over a block of outputs, with eight
+   partial sums per output: a fixed-length inner loop the compilers
+   vectorize well, where a per-output reduction of unknown length they do
+   not. The int32 sums are exact (at most 255 * sum|k| < 2^31), so their
+   order does not matter. */
+static void hpass_channel(unsigned char *dst, const unsigned char *src, const coeffs *c, int x0, int ncols)
+{
+    enum { BLOCK = 64 };
+    int32_t acc[BLOCK][8];
+    int o0, o, i, j, n = c->ksize;
+    for (o0 = 0; o0 < ncols; o0 += BLOCK) {
+        int m = ncols - o0 < BLOCK ? ncols - o0 : BLOCK;
+        for (o = 0; o < m; o++)
+            for (j = 0; j < 8; j++) acc[o][j] = 0;
+        for (i = 0; i < n; i += 8)
+            for (o = 0; o < m; o++) {
+                const unsigned char *x = src + c->bounds[2 * (o0 + o)] - x0 + i;
+                const int32_t *k = c->k + (size_t)(o0 + o) * n + i;
+                for (j = 0; j < 8; j++) acc[o][j] += x[j] * k[j];
+            }
+        for (o = 0; o < m; o++) {
+            int32_t s = 1 << (PRECISION_BITS - 1);
+            for (j = 0; j < 8; j++) s += acc[o][j];
+            dst[3 * (o0 + o)] = clip8(s);
+        }
+    }
+}
+
+/* CLIPImageProcessor.resize + center_crop, planned for a W x H input. The
+   resized image is never built whole: only the output rows and columns
+   inside the crop are computed (each depends on its own coefficients alone,
+   so the pixels are the same), which keeps 1 x 10000 inputs cheap. */
+typedef struct {
+    int W, H, crop_h, crop_w;
+    long long top, left;       /* the crop's corner in the resized image (negative: padded) */
+    int r0, r1, c0, c1;        /* the resized rows and columns inside the crop */
+    int nrows, ncols;
+    int need_h, need_v;        /* a pass is skipped when its size does not change */
+    coeffs ch, cv;             /* weights of columns [c0, c1) and rows [r0, r1) */
+    int x0, x1;                /* input columns the horizontal pass reads */
+    int y0, y1;                /* input rows the vertical pass reads */
+    unsigned char *tmp;        /* (y1 - y0, ncols, 3): input rows after the horizontal pass */
+} resize_plan;
+
+static void plan_free(resize_plan *p)
+{
+    coeffs_free(&p->ch);
+    coeffs_free(&p->cv);
+    free(p->tmp);
+    p->tmp = NULL;
+}
+
+static int plan_make(resize_plan *p, int W, int H, int resize_mode, int resize_h, int resize_w, int crop_h,
                      int crop_w, int resample, char *err)
 {
-    long long rw, rh, top, left;
-    int W = in->width, H = in->height, r0, r1, c0, c1, ncols, nrows, need_h, need_v, y;
-    unsigned char *tmp = NULL, *region = NULL;
-    const unsigned char *src;
-    coeffs ch = {0, NULL, NULL}, cv = {0, NULL, NULL};
-    int src_row0, src_rows;
-    out->rgb = NULL;
-    out->width = out->height = 0;
-    if (!in->rgb || W < 1 || H < 1) return fail(err, "clip: empty input image");
+    long long rw, rh;
+    memset(p, 0, sizeof *p);
+    if (W < 1 || H < 1) return fail(err, "clip: empty input image");
     if (crop_h < 1 || crop_w < 1 || resize_h < 1 || resize_w < 1 || (resample != 2 && resample != 3))
         return fail(err, "clip: invalid preprocessing parameters");
     if (resize_mode == 0) {
@@ -1334,72 +1694,177 @@ int clip_resize_crop(const clip_image *in, clip_image *out, int resize_mode, int
     }
     if (rw > INT_MAX / 4 || rh > INT_MAX / 4)
         return fail(err, "clip: a %dx%d image resizes to %lldx%lld, too large", W, H, rw, rh);
+    p->W = W;
+    p->H = H;
+    p->crop_h = crop_h;
+    p->crop_w = crop_w;
     /* center_crop: top = (h - crop_h) // 2 (floor), padding with zeros where the
        crop reaches outside the resized image */
-    top = rh - crop_h >= 0 ? (rh - crop_h) / 2 : -((crop_h - rh + 1) / 2);
-    left = rw - crop_w >= 0 ? (rw - crop_w) / 2 : -((crop_w - rw + 1) / 2);
-    r0 = (int)(top > 0 ? top : 0);
-    r1 = (int)(top + crop_h < rh ? top + crop_h : rh);
-    c0 = (int)(left > 0 ? left : 0);
-    c1 = (int)(left + crop_w < rw ? left + crop_w : rw);
-    nrows = r1 - r0;
-    ncols = c1 - c0;
-    if (image_alloc(out, crop_w, crop_h, err)) return -1;
-    memset(out->rgb, 0, (size_t)crop_w * crop_h * 3);
-    need_h = rw != W;
-    need_v = rh != H;
-    if (need_h && coeffs_make(&ch, W, (int)rw, c0, c1, resample, err)) goto fail;
-    if (need_v && coeffs_make(&cv, H, (int)rh, r0, r1, resample, err)) goto fail;
-    /* input rows the vertical pass reads */
-    if (need_v) {
-        src_row0 = cv.bounds[0];
-        src_rows = cv.bounds[(nrows - 1) * 2] + cv.bounds[(nrows - 1) * 2 + 1] - src_row0;
-    } else {
-        src_row0 = r0;
-        src_rows = nrows;
+    p->top = rh - crop_h >= 0 ? (rh - crop_h) / 2 : -((crop_h - rh + 1) / 2);
+    p->left = rw - crop_w >= 0 ? (rw - crop_w) / 2 : -((crop_w - rw + 1) / 2);
+    p->r0 = (int)(p->top > 0 ? p->top : 0);
+    p->r1 = (int)(p->top + crop_h < rh ? p->top + crop_h : rh);
+    p->c0 = (int)(p->left > 0 ? p->left : 0);
+    p->c1 = (int)(p->left + crop_w < rw ? p->left + crop_w : rw);
+    p->nrows = p->r1 - p->r0;
+    p->ncols = p->c1 - p->c0;
+    p->need_h = rw != W;
+    p->need_v = rh != H;
+    if (p->need_h && coeffs_make(&p->ch, W, (int)rw, p->c0, p->c1, resample, err)) return -1;
+    if (p->need_v && coeffs_make(&p->cv, H, (int)rh, p->r0, p->r1, resample, err)) {
+        plan_free(p);
+        return -1;
     }
-    if (need_h) {
-        tmp = (unsigned char *)malloc((size_t)src_rows * ncols * 3 + 1);
-        if (!tmp) {
-            fail(err, "clip: out of memory resizing");
-            goto fail;
-        }
-        resample_horizontal(tmp, ncols, in->rgb, W, src_row0, src_rows, &ch);
-        src = tmp;
+    if (p->need_h) {
+        int last = (p->ncols - 1) * 2;
+        p->x0 = p->ch.bounds[0];
+        p->x1 = p->ch.bounds[last] + p->ch.bounds[last + 1];
     } else {
-        /* no horizontal pass: the needed columns straight from the input */
-        tmp = (unsigned char *)malloc((size_t)src_rows * ncols * 3 + 1);
-        if (!tmp) {
-            fail(err, "clip: out of memory resizing");
-            goto fail;
-        }
-        for (y = 0; y < src_rows; y++)
-            memcpy(tmp + (size_t)y * ncols * 3, in->rgb + ((size_t)(src_row0 + y) * W + c0) * 3, (size_t)ncols * 3);
-        src = tmp;
+        p->x0 = p->c0;
+        p->x1 = p->c1;
     }
-    if (need_v) {
-        region = (unsigned char *)malloc((size_t)nrows * ncols * 3 + 1);
+    if (p->need_v) {
+        int last = (p->nrows - 1) * 2;
+        p->y0 = p->cv.bounds[0];
+        p->y1 = p->cv.bounds[last] + p->cv.bounds[last + 1];
+    } else {
+        p->y0 = p->r0;
+        p->y1 = p->r1;
+    }
+    p->tmp = (unsigned char *)malloc((size_t)(p->y1 - p->y0) * (size_t)p->ncols * 3 + 1);
+    if (!p->tmp) {
+        plan_free(p);
+        return fail(err, "clip: out of memory resizing");
+    }
+    return 0;
+}
+
+/* The vertical pass over p->tmp, into the crop. */
+static int plan_finish(resize_plan *p, clip_image *out, char *err)
+{
+    const unsigned char *src = p->tmp;
+    unsigned char *region = NULL;
+    int y;
+    if (image_alloc(out, p->crop_w, p->crop_h, err)) return -1;
+    memset(out->rgb, 0, (size_t)p->crop_w * p->crop_h * 3);
+    if (p->need_v) {
+        region = (unsigned char *)malloc((size_t)p->nrows * p->ncols * 3 + 1);
         if (!region) {
-            fail(err, "clip: out of memory resizing");
-            goto fail;
+            clip_image_free(out);
+            return fail(err, "clip: out of memory resizing");
         }
-        resample_vertical(region, nrows, src, ncols, src_row0, &cv);
+        resample_vertical(region, p->nrows, src, p->ncols, p->y0, &p->cv);
         src = region;
     }
     /* place the region in the crop (offset where the crop was padded) */
-    for (y = 0; y < nrows; y++)
-        memcpy(out->rgb + ((size_t)(r0 - top + y) * crop_w + (size_t)(c0 - left)) * 3, src + (size_t)y * ncols * 3,
-               (size_t)ncols * 3);
-    free(tmp);
+    for (y = 0; y < p->nrows; y++)
+        memcpy(out->rgb + ((size_t)(p->r0 - p->top + y) * p->crop_w + (size_t)(p->c0 - p->left)) * 3,
+               src + (size_t)y * p->ncols * 3, (size_t)p->ncols * 3);
     free(region);
-    coeffs_free(&ch);
-    coeffs_free(&cv);
     return 0;
-fail:
-    free(tmp);
-    free(region);
-    coeffs_free(&ch);
-    coeffs_free(&cv);
-    clip_image_free(out);
-    return -1;
+}
+
+int clip_resize_crop(const clip_image *in, clip_image *out, int resize_mode, int resize_h, int resize_w, int crop_h,
+                     int crop_w, int resample, char *err)
+{
+    resize_plan p;
+    int y, rc;
+    out->rgb = NULL;
+    out->width = out->height = 0;
+    if (!in->rgb) return fail(err, "clip: empty input image");
+    if (plan_make(&p, in->width, in->height, resize_mode, resize_h, resize_w, crop_h, crop_w, resample, err))
+        return -1;
+    if (p.need_h)
+        resample_horizontal(p.tmp, p.ncols, in->rgb, p.W, p.y0, p.y1 - p.y0, &p.ch);
+    else /* no horizontal pass: the needed columns straight from the input */
+        for (y = p.y0; y < p.y1; y++)
+            memcpy(p.tmp + (size_t)(y - p.y0) * p.ncols * 3, in->rgb + ((size_t)y * p.W + p.c0) * 3,
+                   (size_t)p.ncols * 3);
+    rc = plan_finish(&p, out, err);
+    plan_free(&p);
+    return rc;
+}
+
+/* The JPEG decoder's rows straight into the horizontal pass. */
+typedef struct {
+    resize_plan plan;
+    int resize_mode, resize_h, resize_w, crop_h, crop_w, resample, ready;
+    interleave_ctx copy;       /* without a horizontal pass: the columns, interleaved */
+} fused_ctx;
+
+static void fused_row(void *ctx, int y, const unsigned char *r, const unsigned char *g, const unsigned char *b)
+{
+    const resize_plan *p = &((const fused_ctx *)ctx)->plan;
+    unsigned char *dst = p->tmp + (size_t)(y - p->y0) * p->ncols * 3;
+    hpass_channel(dst, r, &p->ch, p->x0, p->ncols);
+    hpass_channel(dst + 1, g, &p->ch, p->x0, p->ncols);
+    hpass_channel(dst + 2, b, &p->ch, p->x0, p->ncols);
+}
+
+static int fused_prepare(void *ctx, int w, int h, jpeg_sink *sink, char *err)
+{
+    fused_ctx *f = (fused_ctx *)ctx;
+    resize_plan *p = &f->plan;
+    if (plan_make(p, w, h, f->resize_mode, f->resize_h, f->resize_w, f->crop_h, f->crop_w, f->resample, err))
+        return -1;
+    f->ready = 1;
+    sink->y0 = p->y0;
+    sink->y1 = p->y1;
+    sink->x0 = p->x0;
+    sink->x1 = p->x1;
+    if (p->need_h) {
+        sink->pad = p->ch.ksize;
+        sink->row = fused_row;
+        sink->ctx = f;
+    } else {
+        f->copy.rgb = p->tmp;
+        f->copy.stride = (size_t)p->ncols * 3;
+        f->copy.y0 = p->y0;
+        f->copy.n = p->ncols;
+        sink->pad = 0;
+        sink->row = interleave_row;
+        sink->ctx = &f->copy;
+    }
+    return 0;
+}
+
+int clip_decode_resize_crop(clip_image *out, const unsigned char *data, size_t size, int resize_mode, int resize_h,
+                            int resize_w, int crop_h, int crop_w, int resample, char *err)
+{
+    fused_ctx f;
+    int rc;
+    out->rgb = NULL;
+    out->width = out->height = 0;
+    if (!is_jpeg(data, size)) {
+        clip_image img;
+        if (clip_image_decode(&img, data, size, err)) return -1;
+        rc = clip_resize_crop(&img, out, resize_mode, resize_h, resize_w, crop_h, crop_w, resample, err);
+        clip_image_free(&img);
+        return rc;
+    }
+    memset(&f, 0, sizeof f);
+    f.resize_mode = resize_mode;
+    f.resize_h = resize_h;
+    f.resize_w = resize_w;
+    f.crop_h = crop_h;
+    f.crop_w = crop_w;
+    f.resample = resample;
+    rc = decode_jpeg(data, size, fused_prepare, &f, err);
+    if (!rc) rc = plan_finish(&f.plan, out, err);
+    if (f.ready) plan_free(&f.plan);
+    return rc;
+}
+
+int clip_load_resize_crop(clip_image *out, const char *path, int resize_mode, int resize_h, int resize_w, int crop_h,
+                          int crop_w, int resample, char *err)
+{
+    unsigned char *buf;
+    size_t len;
+    int rc;
+    out->rgb = NULL;
+    out->width = out->height = 0;
+    if (read_file(path, &buf, &len, err)) return -1;
+    rc = clip_decode_resize_crop(out, buf, len, resize_mode, resize_h, resize_w, crop_h, crop_w, resample, err);
+    free(buf);
+    return name_file(rc, path, err);
 }

@@ -56,6 +56,22 @@ def arrays(stdout):
     return np.array([json.loads(l) for l in stdout.decode().splitlines() if l.strip()])
 
 
+def hf_crop(img, size):
+    """What CLIPImageProcessor makes of a PIL image: the short side to size
+    (long side int(size * long / short)) with Pillow's bicubic, then the
+    center crop (top = (h - size) // 2)."""
+    from PIL import Image
+    w, h = img.size
+    short, long = (w, h) if w <= h else (h, w)
+    nl = int(size * long / short)
+    nw, nh = (size, nl) if w <= h else (nl, size)
+    if (nw, nh) != (w, h):
+        img = img.resize((nw, nh), resample=Image.BICUBIC)
+    a = np.asarray(img)
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return a[top:top + size, left:left + size]
+
+
 def finish(name):
     p, f = _results["passed"], _results["failed"]
     print(f"{name}: {p} passed, {f} failed")

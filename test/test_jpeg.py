@@ -13,7 +13,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from common import FIX, OUT, check, export, finish, need_fixtures, run
+from common import FIX, OUT, check, export, finish, hf_crop, need_fixtures, run
 
 need_fixtures("test_jpeg")
 if not shutil.which("cjpeg") or not shutil.which("djpeg"):
@@ -75,7 +75,7 @@ for size, blob in blobs.items():
 rng = random.Random(SEED)
 samples = ["1x1", "2x1", "1x2", "2x2", "4x1", "1x4", "4x2", "2x4", "3x1", "1x3", "3x2", "4x4",
            "2x2,1x1,2x2", "1x2,1x1,1x1", "2x1,1x1,1x1"]
-fails, tested = [], 0
+fails, crop_fails, tested = [], [], 0
 for i in range(COUNT):
     big = rng.random() < 0.1
     w = rng.randint(1, 2000) if big else rng.randint(1, 300)
@@ -118,10 +118,25 @@ for i in range(COUNT):
         shutil.copy(jpg, keep)
         diff = None if got is None or got.shape != want.shape else int((got != want).sum())
         fails.append((f"{w}x{h}", " ".join(opts), err or f"{diff} bytes differ", keep))
+    # preprocessing decodes a JPEG its own way (only the rows and columns
+    # the crop needs, straight into the resize): against Pillow on djpeg's pixels
+    size = rng.choice(list(blobs))
+    crop = os.path.join(OUT, "corpus-crop.ppm")
+    rc, _, err = run(["preprocess", blobs[size], jpg, crop])
+    if rc != 0 or not np.array_equal(np.asarray(Image.open(crop).convert("RGB")),
+                                     hf_crop(Image.fromarray(want, "RGB"), size)):
+        keep = os.path.join(OUT, f"corpus-crop-fail-{i}.jpg")
+        shutil.copy(jpg, keep)
+        crop_fails.append((f"{w}x{h}", size, " ".join(opts), err.strip(), keep))
 for f in fails[:8]:
     print("    ", f)
 check(not fails and tested > COUNT // 2,
       f"decode: {tested - len(fails)} of {tested} random cjpeg files byte-identical to djpeg (seed {SEED})")
+for f in crop_fails[:8]:
+    print("    ", f)
+check(not crop_fails and tested > COUNT // 2,
+      f"preprocess: {tested - len(crop_fails)} of {tested} random cjpeg files byte-identical to Pillow's resize "
+      f"and crop of djpeg's pixels (seed {SEED})")
 
 # 4. hostile JPEGs: truncated anywhere, bytes flipped: refused or decoded, never a crash
 src_files = [os.path.join(FIX, "images", n) for n in ("chelsea_q90_420.jpg", "chelsea_prog.jpg", "chelsea_restart.jpg",

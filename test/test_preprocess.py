@@ -26,7 +26,7 @@ def blob_for(size):
     return os.path.join(OUT, {224: "tiny-quickgelu.bin", 64: "tiny-gelu.bin"}[size])
 
 
-from common import export  # noqa: E402
+from common import export, hf_crop  # noqa: E402
 
 export(os.path.join(FIX, "models", "tiny-quickgelu"), blob_for(224))
 export(os.path.join(FIX, "models", "tiny-gelu"), blob_for(64))
@@ -47,18 +47,6 @@ for size in (224, 64):
 
 
 # 2. random images against Pillow's resize + Hugging Face's crop arithmetic
-def hf_crop(img, size, resample=Image.BICUBIC):
-    w, h = img.size
-    short, long = (w, h) if w <= h else (h, w)
-    nl = int(size * long / short)
-    nw, nh = (size, nl) if w <= h else (nl, size)
-    if (nw, nh) != (w, h):
-        img = img.resize((nw, nh), resample=resample)
-    a = np.asarray(img)
-    top, left = (nh - size) // 2, (nw - size) // 2
-    return a[top:top + size, left:left + size]
-
-
 rng = random.Random(1234)
 bad = []
 shapes = [(1, 1), (1, 300), (300, 1), (2, 3), (63, 65), (64, 64), (65, 64), (224, 224), (225, 224), (500, 3),
