@@ -549,31 +549,55 @@ static int check_overrun(jpeg_dec *d)
     return 0;
 }
 
+/* A sequential block. The AC loop keeps the bit buffer in locals (written
+   back around the refill and the long way) so it stays in registers. */
 static int decode_block_baseline(jpeg_dec *d, jpeg_comp *c, int16_t *blk)
 {
     const huff_table *dc = &d->dc[c->dc_tbl], *ac = &d->ac[c->ac_tbl];
-    int s = huff_decode(d, dc), k;
+    uint64_t bits;
+    int nbits, k;
     int32_t diff = 0;
-    if (s < 0) return jfail(d, "corrupt data: bad Huffman code");
-    if (s) diff = extend(get_bits(d, s), s);
+    uint32_t e;
+    /* DC: a DC table has no runs, so the AC lookup reads it too, its
+       "end of block" entry being the difference 0 */
+    if (d->nbits < AC_FAST_BITS) fill_bits(d);
+    e = dc->acfast[d->bits >> (64 - AC_FAST_BITS)];
+    if (e) {
+        d->bits <<= e & 31;
+        d->nbits -= (int)(e & 31);
+        if ((e >> 8 & 127) != AC_FAST_EOB) diff = (int32_t)(e >> 16) - 32768;
+    } else {
+        int s = huff_decode(d, dc);
+        if (s < 0) return jfail(d, "corrupt data: bad Huffman code");
+        if (s) diff = extend(get_bits(d, s), s);
+    }
     if ((diff > 0 && c->dc_pred > INT32_MAX / 2) || (diff < 0 && c->dc_pred < INT32_MIN / 2))
         return jfail(d, "corrupt data: DC coefficient out of range");
     c->dc_pred += diff;
     blk[0] = wrap16(c->dc_pred);
+    bits = d->bits;
+    nbits = d->nbits;
     for (k = 1; k < 64; k++) {
         int rs, r, sz;
-        uint32_t e;
-        if (d->nbits < AC_FAST_BITS) fill_bits(d);
-        e = ac->acfast[d->bits >> (64 - AC_FAST_BITS)];
+        if (nbits < AC_FAST_BITS) {
+            d->bits = bits;
+            d->nbits = nbits;
+            fill_bits(d);
+            bits = d->bits;
+            nbits = d->nbits;
+        }
+        e = ac->acfast[bits >> (64 - AC_FAST_BITS)];
         if (e) {
-            d->bits <<= e & 31;
-            d->nbits -= (int)(e & 31);
+            bits <<= e & 31;
+            nbits -= (int)(e & 31);
             r = (int)(e >> 8 & 127);
             if (r == AC_FAST_EOB) break;
             k += r;
             blk[jpeg_natural[k]] = (int16_t)((int32_t)(e >> 16) - 32768);
             continue;
         }
+        d->bits = bits;
+        d->nbits = nbits;
         rs = huff_decode(d, ac);
         if (rs < 0) return jfail(d, "corrupt data: bad Huffman code");
         r = rs >> 4;
@@ -581,11 +605,18 @@ static int decode_block_baseline(jpeg_dec *d, jpeg_comp *c, int16_t *blk)
         if (sz) {
             k += r;
             blk[jpeg_natural[k]] = wrap16(extend(get_bits(d, sz), sz));
-        } else {
-            if (r != 15) break;
+        } else if (r == 15) {
             k += 15;
+        } else {
+            bits = d->bits;
+            nbits = d->nbits;
+            break;
         }
+        bits = d->bits;
+        nbits = d->nbits;
     }
+    d->bits = bits;
+    d->nbits = nbits;
     return 0;
 }
 
@@ -784,7 +815,7 @@ static int begin_scan(jpeg_dec *d)
    a row), or, without dest, to the component's whole-image buffer. */
 static int decode_mcus(jpeg_dec *d, int m0, int m1, int16_t *const *dest, const int *brow0)
 {
-    int mcu, i;
+    int mcu, i, one, mrow, mcol;
     for (mcu = m0; mcu < m1; mcu++) {
         if (d->restart_interval && d->todo == 0) {
             if (check_overrun(d) || restart(d, d->rst)) return -1;
@@ -792,13 +823,17 @@ static int decode_mcus(jpeg_dec *d, int m0, int m1, int16_t *const *dest, const 
             d->todo = d->restart_interval;
             for (i = 0; i < d->ns; i++) d->sc[i]->dc_pred = 0;
         }
+        /* the MCU's place: a block (one-component scan) or an MCU of the grid */
+        one = d->ns == 1;
+        mrow = mcu / (one ? d->per_row : d->mcux);
+        mcol = mcu - mrow * (one ? d->per_row : d->mcux);
         for (i = 0; i < d->ns; i++) {
             jpeg_comp *c = d->sc[i];
-            int one = d->ns == 1, bh = one ? 1 : c->v, bw = one ? 1 : c->h, y, x, rc;
+            int bh = one ? 1 : c->v, bw = one ? 1 : c->h, y, x, rc;
             for (y = 0; y < bh; y++)
                 for (x = 0; x < bw; x++) {
-                    int brow = one ? mcu / d->per_row : (mcu / d->mcux) * c->v + y;
-                    int bcol = one ? mcu % d->per_row : (mcu % d->mcux) * c->h + x;
+                    int brow = one ? mrow : mrow * c->v + y;
+                    int bcol = one ? mcol : mcol * c->h + x;
                     int16_t *blk;
                     if (dest) { /* a reused row buffer: clear the block first */
                         blk = dest[i] + ((size_t)(brow - brow0[i]) * c->bw + (size_t)bcol) * 64;
@@ -1062,6 +1097,13 @@ typedef struct {
     size_t wcols;       /* x1 - x0 */
 } jpeg_pipe;
 
+/* Bytes of one row in a slot's work area: the wanted columns, the sink's
+   padding, and room for the upsamplers' last pair. */
+static size_t jpeg_work_row(const jpeg_pipe *p)
+{
+    return (p->wcols + (size_t)p->sink->pad + 8 + 63) & ~(size_t)63;
+}
+
 /* Step 1 (streaming): entropy-decode MCU row r into its slot. */
 static void step_entropy(jpeg_pipe *p, int r)
 {
@@ -1109,9 +1151,10 @@ static void step_color(jpeg_pipe *p, int r)
     jpeg_dec *d = p->d;
     const jpeg_sink *k = p->sink;
     jpeg_slot *s = &p->ring[r % JPEG_RING];
-    size_t w = p->wcols, row = w + (size_t)k->pad + 8;
-    unsigned char *R = s->work, *G = R + row, *B = G + row, *u0 = B + row, *u1 = u0 + row, *u2 = u1 + row;
-    int *tw = (int *)(void *)(u2 + row);
+    size_t w = p->wcols, row = jpeg_work_row(p);
+    int *tw = (int *)(void *)s->work; /* the ints first, where calloc aligned them */
+    unsigned char *R = s->work + (w / 2 + 8) * sizeof(int), *G = R + row, *B = G + row;
+    unsigned char *u0 = B + row, *u1 = u0 + row, *u2 = u1 + row;
     int y = r * p->rows, y1 = y + p->rows;
     if (y < k->y0) y = k->y0;
     if (y1 > k->y1) y1 = k->y1;
@@ -1164,7 +1207,7 @@ static int jpeg_run(jpeg_dec *d, const jpeg_sink *sink, int streaming)
         c->bx0 = s0 / 8;
         c->bx1 = s1 / 8 + 1;
     }
-    work = 6 * (p.wcols + (size_t)sink->pad + 8) + (p.wcols / 2 + 8) * sizeof(int);
+    work = 6 * jpeg_work_row(&p) + (p.wcols / 2 + 8) * sizeof(int);
     for (r = 0; r < JPEG_RING; r++) {
         jpeg_slot *s = &ring[r];
         for (i = 0; i < d->ncomp; i++) {
