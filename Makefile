@@ -52,9 +52,11 @@ test/tok_batch: test/tok_batch.c $(SRC) $(HDR)
 bench/clip_bench: bench/clip_bench.c $(SRC) $(HDR)
 	$(CC) $(ALL_CFLAGS) -DCLIP_NO_MAIN -I. -o $@ bench/clip_bench.c $(SRC) $(ALL_LDFLAGS) $(LDLIBS)
 
-# speed against PyTorch (when installed) on random full-size checkpoints; see bench/bench_model.py
+# speed against PyTorch (when installed) on random full-size checkpoints, and JPEG
+# decoding + preprocessing against djpeg and Pillow; see bench/bench_model.py, bench/bench_decode.py
 bench: clip bench/clip_bench
 	$(PYTHON) bench/bench_model.py
+	$(PYTHON) bench/bench_decode.py
 
 # fuzzers (clang's libFuzzer + ASan + UBSan); run one with test/fuzz/run.sh TARGET SECONDS
 FUZZ_TARGETS = image tokenizer blob labels

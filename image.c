@@ -549,36 +549,40 @@ static int check_overrun(jpeg_dec *d)
     return 0;
 }
 
-/* A sequential block. The AC loop keeps the bit buffer in locals (written
-   back around the refill and the long way) so it stays in registers. */
+/* A sequential block: the hot loop of baseline decoding. The bit buffer
+   lives in locals (written back around the refill and the long way) so it
+   stays in registers; a table entry's low six bits are the shift, which is
+   all a 64-bit shift reads of its count. */
 static int decode_block_baseline(jpeg_dec *d, jpeg_comp *c, int16_t *blk)
 {
-    const huff_table *dc = &d->dc[c->dc_tbl], *ac = &d->ac[c->ac_tbl];
+    const uint32_t *dcf = d->dc[c->dc_tbl].acfast, *acf = d->ac[c->ac_tbl].acfast;
+    const unsigned char *nat = jpeg_natural;
     uint64_t bits;
-    int nbits, k;
+    int nbits, k, r, sz;
     int32_t diff = 0;
     uint32_t e;
-    /* DC: a DC table has no runs, so the AC lookup reads it too, its
+    /* DC: a DC table has no runs, so the one-lookup table reads it too, its
        "end of block" entry being the difference 0 */
     if (d->nbits < AC_FAST_BITS) fill_bits(d);
-    e = dc->acfast[d->bits >> (64 - AC_FAST_BITS)];
+    bits = d->bits;
+    nbits = d->nbits;
+    e = dcf[bits >> (64 - AC_FAST_BITS)];
     if (e) {
-        d->bits <<= e & 31;
-        d->nbits -= (int)(e & 31);
+        bits <<= e & 63;
+        nbits -= (int)(e & 63);
         if ((e >> 8 & 127) != AC_FAST_EOB) diff = (int32_t)(e >> 16) - 32768;
     } else {
-        int s = huff_decode(d, dc);
-        if (s < 0) return jfail(d, "corrupt data: bad Huffman code");
-        if (s) diff = extend(get_bits(d, s), s);
+        sz = huff_decode(d, &d->dc[c->dc_tbl]);
+        if (sz < 0) return jfail(d, "corrupt data: bad Huffman code");
+        if (sz) diff = extend(get_bits(d, sz), sz);
+        bits = d->bits;
+        nbits = d->nbits;
     }
     if ((diff > 0 && c->dc_pred > INT32_MAX / 2) || (diff < 0 && c->dc_pred < INT32_MIN / 2))
         return jfail(d, "corrupt data: DC coefficient out of range");
     c->dc_pred += diff;
     blk[0] = wrap16(c->dc_pred);
-    bits = d->bits;
-    nbits = d->nbits;
     for (k = 1; k < 64; k++) {
-        int rs, r, sz;
         if (nbits < AC_FAST_BITS) {
             d->bits = bits;
             d->nbits = nbits;
@@ -586,31 +590,30 @@ static int decode_block_baseline(jpeg_dec *d, jpeg_comp *c, int16_t *blk)
             bits = d->bits;
             nbits = d->nbits;
         }
-        e = ac->acfast[bits >> (64 - AC_FAST_BITS)];
+        e = acf[bits >> (64 - AC_FAST_BITS)];
         if (e) {
-            bits <<= e & 31;
-            nbits -= (int)(e & 31);
+            bits <<= e & 63;
+            nbits -= (int)(e & 63);
             r = (int)(e >> 8 & 127);
             if (r == AC_FAST_EOB) break;
             k += r;
-            blk[jpeg_natural[k]] = (int16_t)((int32_t)(e >> 16) - 32768);
+            blk[nat[k]] = (int16_t)((int32_t)(e >> 16) - 32768);
             continue;
         }
+        /* the long way: codes or values past AC_FAST_BITS, ZRL, bad codes */
         d->bits = bits;
         d->nbits = nbits;
-        rs = huff_decode(d, ac);
-        if (rs < 0) return jfail(d, "corrupt data: bad Huffman code");
-        r = rs >> 4;
-        sz = rs & 15;
+        sz = huff_decode(d, &d->ac[c->ac_tbl]);
+        if (sz < 0) return jfail(d, "corrupt data: bad Huffman code");
+        r = sz >> 4;
+        sz &= 15;
         if (sz) {
             k += r;
-            blk[jpeg_natural[k]] = wrap16(extend(get_bits(d, sz), sz));
+            blk[nat[k]] = wrap16(extend(get_bits(d, sz), sz));
         } else if (r == 15) {
             k += 15;
         } else {
-            bits = d->bits;
-            nbits = d->nbits;
-            break;
+            k = 64; /* end of block */
         }
         bits = d->bits;
         nbits = d->nbits;
@@ -647,8 +650,8 @@ static int decode_ac_first(jpeg_dec *d, jpeg_comp *c, int16_t *blk, int ss, int 
         if (d->nbits < AC_FAST_BITS) fill_bits(d);
         e = ac->acfast[d->bits >> (64 - AC_FAST_BITS)];
         if (e) { /* EOB is EOBRUN 1 here: this block ends */
-            d->bits <<= e & 31;
-            d->nbits -= (int)(e & 31);
+            d->bits <<= e & 63;
+            d->nbits -= (int)(e & 63);
             r = (int)(e >> 8 & 127);
             if (r == AC_FAST_EOB) break;
             k += r;
@@ -1039,9 +1042,11 @@ static const unsigned char *upsample(const jpeg_dec *d, const jpeg_slot *ring, i
            edge sample, which is what libjpeg's edge formulas compute */
         int s0 = x0 >> 1, s1 = (x1 - 1) >> 1, base = 2 * s0, e0, e1, sh;
         int *t = tw + 1; /* t[s - s0] for s in [s0 - 1, s1 + 1] */
+        /* samples [lo, hi] are inside the row; t beyond them repeats the edge */
+        int lo = s0 - 1 < 0 ? 0 : s0 - 1, hi = s1 + 1 > n - 1 ? n - 1 : s1 + 1;
         if (ve == 1) {
             const unsigned char *in = sample_row(d, ring, ci, y);
-            for (s = s0 - 1; s <= s1 + 1; s++) t[s - s0] = in[s < 0 ? 0 : s >= n ? n - 1 : s];
+            for (s = lo; s <= hi; s++) t[s - s0] = in[s];
             e0 = 1; /* (3 t[s] + t[s-1] + 1) >> 2, (3 t[s] + t[s+1] + 2) >> 2 */
             e1 = 2;
             sh = 2;
@@ -1049,14 +1054,13 @@ static const unsigned char *upsample(const jpeg_dec *d, const jpeg_slot *ring, i
             int below = y & 1;
             const unsigned char *near = sample_row(d, ring, ci, y / 2);
             const unsigned char *far = sample_row(d, ring, ci, y / 2 + (below ? 1 : -1));
-            for (s = s0 - 1; s <= s1 + 1; s++) {
-                j = s < 0 ? 0 : s >= n ? n - 1 : s;
-                t[s - s0] = near[j] * 3 + far[j];
-            }
+            for (s = lo; s <= hi; s++) t[s - s0] = near[s] * 3 + far[s];
             e0 = 8;
             e1 = 7;
             sh = 4;
         }
+        for (j = s0 - 1; j < lo; j++) t[j - s0] = t[lo - s0];
+        for (j = hi + 1; j <= s1 + 1; j++) t[j - s0] = t[hi - s0];
         for (s = 0; s <= s1 - s0; s++) {
             out[2 * s] = (unsigned char)((t[s] * 3 + t[s - 1] + e0) >> sh);
             out[2 * s + 1] = (unsigned char)((t[s] * 3 + t[s + 1] + e1) >> sh);
@@ -1644,15 +1648,24 @@ static void resample_vertical(unsigned char *out, int nrows, const unsigned char
                               const coeffs *c)
 {
     int o;
+    /* each output row accumulates whole input rows into int32 sums (x
+       innermost: contiguous, so it vectorizes), in strips that stay in L1 */
     OMP("omp parallel for schedule(static)")
     for (o = 0; o < nrows; o++) {
-        int ymin = c->bounds[o * 2] - row0, ymax = c->bounds[o * 2 + 1], x, y;
+        enum { STRIP = 1024 };
+        int32_t acc[STRIP];
+        int ymin = c->bounds[o * 2] - row0, ymax = c->bounds[o * 2 + 1], x0, x, y, n = w * 3;
         const int32_t *k = c->k + (size_t)o * c->ksize;
-        unsigned char *dst = out + (size_t)o * w * 3;
-        for (x = 0; x < w * 3; x++) {
-            int32_t ss = 1 << (PRECISION_BITS - 1);
-            for (y = 0; y < ymax; y++) ss += in[(size_t)(y + ymin) * w * 3 + x] * k[y];
-            dst[x] = clip8(ss);
+        unsigned char *dst = out + (size_t)o * n;
+        for (x0 = 0; x0 < n; x0 += STRIP) {
+            int m = n - x0 < STRIP ? n - x0 : STRIP;
+            for (x = 0; x < m; x++) acc[x] = 1 << (PRECISION_BITS - 1);
+            for (y = 0; y < ymax; y++) {
+                const unsigned char *row = in + (size_t)(y + ymin) * n + x0;
+                int32_t ky = k[y];
+                for (x = 0; x < m; x++) acc[x] += row[x] * ky;
+            }
+            for (x = 0; x < m; x++) dst[x0 + x] = clip8(acc[x]);
         }
     }
 }

@@ -1,15 +1,22 @@
 #!/usr/bin/env python3
-"""Decoding + preprocessing speed of a 12-megapixel JPEG, side by side:
-clip (whole process: decode, or decode + resize + crop), djpeg (whole
-process, decode to PPM), and Pillow (in-process: decode, or decode + the
-Hugging Face resize + crop). Runs interleaved, prints medians and ratios.
+"""Decoding + preprocessing a 12-megapixel JPEG, side by side with djpeg,
+Pillow and one ViT-B/32 image-tower forward pass, medians of interleaved
+runs, reported with ratios.
 
-    bench/bench_decode.py [--runs N] [--model weights.bin]
+    bench/bench_decode.py [--runs N] [--threads 1,2] [--model weights.bin] [--width W --height H]
 
-Needs cjpeg/djpeg (libjpeg-turbo-progs), numpy and Pillow. Without --model a
-tiny 224 px model is exported from ../shared/fixtures for the preprocess
-runs (only its image size matters)."""
+clip.c is timed in-process by bench/clip_bench (file reading included):
+clip_image_load (the whole image) and clip_preprocess_file (the crop the
+model sees), in the same process as its image-tower forward. djpeg is timed
+as a process (decode to PPM, output discarded); Pillow in-process (decode;
+decode + Hugging Face's resize + center crop). Two test images: a baseline
+4:2:0 q90 JPEG (what cameras write) and its progressive twin.
+
+Without --model a random ViT-B/32 is generated and exported (needs
+../shared/fixtures/vocab for its tokenizer); needs cjpeg/djpeg
+(libjpeg-turbo-progs), numpy and Pillow."""
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -21,16 +28,20 @@ import numpy as np
 from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "test"))
 ap = argparse.ArgumentParser()
 ap.add_argument("--runs", type=int, default=7)
+ap.add_argument("--threads", default="1,2")
 ap.add_argument("--model")
 ap.add_argument("--width", type=int, default=4000)
 ap.add_argument("--height", type=int, default=3000)
 args = ap.parse_args()
-tmp = tempfile.mkdtemp()
-clip = os.path.join(ROOT, "clip")
+tmp = tempfile.mkdtemp(prefix="clipdecode")
+bench = os.path.join(ROOT, "bench", "clip_bench")
+if not os.path.exists(bench):
+    sys.exit("build bench/clip_bench first (make bench/clip_bench)")
 
-# a photo-like 12 MP image: smooth fields, edges and fine noise
+# a photo-like image: smooth fields, edges and fine noise
 h, w = args.height, args.width
 y, x = np.mgrid[0:h, 0:w].astype(np.float32)
 rng = np.random.default_rng(1)
@@ -39,31 +50,43 @@ img += rng.normal(0, 12, img.shape)
 img[(x.astype(int) // 500 + y.astype(int) // 500) % 2 == 0] *= 0.7
 src = os.path.join(tmp, "big.ppm")
 Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB").save(src)
-jpg = os.path.join(tmp, "big.jpg")
-subprocess.run(["cjpeg", "-quality", "90", "-outfile", jpg, src], check=True)
+del img, x, y
+jpegs = {}
+for name, extra in (("baseline", []), ("progressive", ["-progressive"])):
+    jpegs[name] = os.path.join(tmp, f"{name}.jpg")
+    subprocess.run(["cjpeg", "-quality", "90"] + extra + ["-outfile", jpegs[name], src], check=True)
+os.remove(src)
+
 model = args.model
 if not model:
-    model = os.path.join(tmp, "m.bin")
+    from make_checkpoint import random_clip
+    vocab = os.path.join(ROOT, "..", "shared", "fixtures", "vocab", "bpe_simple_vocab_16e6.txt.gz")
+    if not os.path.exists(vocab):
+        sys.exit("without --model, bench_decode.py needs ../shared/fixtures/vocab to build a ViT-B/32")
+    model = os.path.join(tmp, "b32.bin")
     subprocess.run([sys.executable, os.path.join(ROOT, "export_weights.py"), "-q",
-                    os.path.join(ROOT, "..", "shared", "fixtures", "models", "tiny-quickgelu"), model], check=True)
-size = 224
+                    random_clip(os.path.join(tmp, "ckpt"), "ViT-B-32"), model, "--tokenizer", vocab], check=True)
 
 
-def proc(cmd):
+def clip_bench(jpg, threads):
+    out = subprocess.run([bench, model, "3", "1", "2", jpg], check=True, capture_output=True,
+                         env=dict(os.environ, OMP_NUM_THREADS=str(threads))).stdout
+    return json.loads(out)
+
+
+def djpeg(jpg):
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["djpeg", "-outfile", os.devnull, jpg], check=True)
     return time.perf_counter() - t
 
 
-def pil_decode():
+def pil_decode(jpg):
     t = time.perf_counter()
-    im = Image.open(jpg)
-    im.load()
-    im.convert("RGB")
+    Image.open(jpg).convert("RGB")
     return time.perf_counter() - t
 
 
-def pil_preprocess():
+def pil_preprocess(jpg):
     t = time.perf_counter()
     im = Image.open(jpg).convert("RGB")
     W, H = im.size
@@ -76,22 +99,28 @@ def pil_preprocess():
     return time.perf_counter() - t
 
 
-tasks = {
-    "clip decode (process)": lambda: proc([clip, "decode", jpg, "/dev/null"]),
-    "djpeg (process)": lambda: proc(["djpeg", "-outfile", "/dev/null", jpg]),
-    "Pillow decode (in-process)": pil_decode,
-    "clip preprocess (process)": lambda: proc([clip, "preprocess", model, jpg, os.path.join(tmp, "c.ppm")]),
-    "Pillow decode+resize+crop (in-process)": pil_preprocess,
-}
-times = {k: [] for k in tasks}
+threads = [int(t) for t in args.threads.split(",")]
+size = 224  # the ViT-B/32 crop
+res = {}
 for _ in range(args.runs):
-    for k, f in tasks.items():
-        times[k].append(f())
-med = {k: statistics.median(v) for k, v in times.items()}
-print(f"{w}x{h} JPEG (q90, 4:2:0, {os.path.getsize(jpg) / 1e6:.1f} MB), median of {args.runs} interleaved runs")
-for k, v in med.items():
-    print(f"  {k:42s} {v * 1000:8.1f} ms")
-print(f"  clip decode / djpeg:                        {med['clip decode (process)'] / med['djpeg (process)']:.2f}x")
-print(f"  clip decode / Pillow decode:                {med['clip decode (process)'] / med['Pillow decode (in-process)']:.2f}x")
-print(f"  clip preprocess / Pillow decode+resize+crop: "
-      f"{med['clip preprocess (process)'] / med['Pillow decode+resize+crop (in-process)']:.2f}x")
+    for name, jpg in jpegs.items():
+        for th in threads:
+            r = clip_bench(jpg, th)
+            for k in ("decode_ms", "preprocess_ms", "image_ms"):
+                res.setdefault((name, f"clip {k} @{th}"), []).append(r[k] / 1e3)
+        res.setdefault((name, "djpeg"), []).append(djpeg(jpg))
+        res.setdefault((name, "pil decode"), []).append(pil_decode(jpg))
+        res.setdefault((name, "pil preprocess"), []).append(pil_preprocess(jpg))
+med = {k: statistics.median(v) * 1e3 for k, v in res.items()}
+print(f"{w}x{h} JPEG, q90 4:2:0, medians of {args.runs} interleaved runs (clip: medians of 3 inside each run)")
+for name, jpg in jpegs.items():
+    print(f"\n{name} ({os.path.getsize(jpg) / 1e6:.1f} MB)")
+    print(f"  {'djpeg, whole process':44s} {med[(name, 'djpeg')]:7.1f} ms")
+    print(f"  {'Pillow decode':44s} {med[(name, 'pil decode')]:7.1f} ms")
+    print(f"  {'Pillow decode + resize + crop':44s} {med[(name, 'pil preprocess')]:7.1f} ms")
+    for th in threads:
+        d, p, f = (med[(name, f"clip {k} @{th}")] for k in ("decode_ms", "preprocess_ms", "image_ms"))
+        print(f"  {f'clip decode, {th} thread(s)':44s} {d:7.1f} ms   {d / med[(name, 'djpeg')]:.2f}x djpeg, "
+              f"{d / med[(name, 'pil decode')]:.2f}x Pillow")
+        print(f"  {f'clip decode + preprocess, {th} thread(s)':44s} {p:7.1f} ms   "
+              f"{p / med[(name, 'pil preprocess')]:.2f}x Pillow, {p / f:.2f}x one ViT-B/32 forward ({f:.1f} ms)")

@@ -1,7 +1,9 @@
 /* clip_bench: time the library on one weights file.
-     clip_bench MODEL [RUNS] [TEXTS] [TOKENS]
+     clip_bench MODEL [RUNS] [TEXTS] [TOKENS] [IMAGE]
    Prints, as one JSON line: load time, image-tower and text-tower medians
-   (TEXTS prompts of TOKENS tokens each, encoded as one batch), and peak RSS. */
+   (TEXTS prompts of TOKENS tokens each, encoded as one batch), and peak RSS;
+   with IMAGE also the medians of decoding it whole (clip_image_load) and of
+   decoding + preprocessing it (clip_preprocess_file), file reading included. */
 #define _XOPEN_SOURCE 600
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +36,8 @@ int main(int argc, char **argv)
 {
     char err[CLIP_ERR_SIZE];
     int runs = argc > 2 ? atoi(argv[2]) : 20, texts = argc > 3 ? atoi(argv[3]) : 4, tokens = argc > 4 ? atoi(argv[4]) : 7;
-    double t0, load, *ti, *tt, tok_us[2];
+    double t0, load, *ti, *tt, *td, *tp, tok_us[2];
+    const char *image = argc > 5 ? argv[5] : NULL;
     clip_model *m;
     const clip_config *c;
     clip_image crop;
@@ -43,7 +46,7 @@ int main(int argc, char **argv)
     int *lens, i, j;
     struct rusage ru;
     if (argc < 2 || runs < 1 || texts < 1 || tokens < 2) {
-        fprintf(stderr, "usage: clip_bench MODEL [RUNS] [TEXTS] [TOKENS]\n");
+        fprintf(stderr, "usage: clip_bench MODEL [RUNS] [TEXTS] [TOKENS] [IMAGE]\n");
         return 2;
     }
     t0 = now();
@@ -69,6 +72,8 @@ int main(int argc, char **argv)
     f = malloc(sizeof(float) * c->projection_dim * (texts > 1 ? texts : 1));
     ti = malloc(sizeof(double) * runs);
     tt = malloc(sizeof(double) * runs);
+    td = malloc(sizeof(double) * runs);
+    tp = malloc(sizeof(double) * runs);
     /* one warm-up of each: first touches of the mapped weights */
     if (clip_encode_image(m, &crop, f, err) || clip_encode_text(m, ids, lens, texts, c->context_length, f, err)) {
         fprintf(stderr, "%s\n", err);
@@ -81,6 +86,23 @@ int main(int argc, char **argv)
         t0 = now();
         clip_encode_text(m, ids, lens, texts, c->context_length, f, err);
         tt[i] = now() - t0;
+        if (image) {
+            clip_image img;
+            t0 = now();
+            if (clip_image_load(&img, image, err)) {
+                fprintf(stderr, "%s\n", err);
+                return 1;
+            }
+            td[i] = now() - t0;
+            clip_image_free(&img);
+            t0 = now();
+            if (clip_preprocess_file(m, image, &img, err)) {
+                fprintf(stderr, "%s\n", err);
+                return 1;
+            }
+            tp[i] = now() - t0;
+            clip_image_free(&img);
+        }
     }
     /* tokenizer: a typical label, and a long multilingual one */
     {
@@ -96,11 +118,14 @@ int main(int argc, char **argv)
     }
     getrusage(RUSAGE_SELF, &ru);
     printf("{\"load_ms\": %.2f, \"image_ms\": %.3f, \"text_ms\": %.3f, \"texts\": %d, \"tokens\": %d, "
-           "\"tokenize_short_us\": %.2f, \"tokenize_long_us\": %.2f, \"peak_rss_mib\": %.1f}\n",
-           load * 1e3, median(ti, runs) * 1e3, median(tt, runs) * 1e3, texts, tokens, tok_us[0], tok_us[1],
-           ru.ru_maxrss / 1024.0);
+           "\"tokenize_short_us\": %.2f, \"tokenize_long_us\": %.2f, ",
+           load * 1e3, median(ti, runs) * 1e3, median(tt, runs) * 1e3, texts, tokens, tok_us[0], tok_us[1]);
+    if (image) printf("\"decode_ms\": %.3f, \"preprocess_ms\": %.3f, ", median(td, runs) * 1e3, median(tp, runs) * 1e3);
+    printf("\"peak_rss_mib\": %.1f}\n", ru.ru_maxrss / 1024.0);
     free(ti);
     free(tt);
+    free(td);
+    free(tp);
     free(f);
     free(ids);
     free(lens);
