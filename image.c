@@ -897,8 +897,8 @@ static int end_scan(jpeg_dec *d)
    for |v| < 512, and wraps modulo 1024 beyond (corrupt data only) */
 static unsigned char idct_limit(uint32_t v)
 {
-    uint32_t s = (v + 128) & 1023;
-    return (unsigned char)(s < 256 ? s : s < 640 ? 255 : 0);
+    uint32_t s = (v + 128) & 1023, m = s < 255 ? s : 255; /* min/compare/select: vectorizes */
+    return (unsigned char)(s < 640 ? m : 0);
 }
 
 /* jidctint.c's 8-point butterfly on eight lanes: x[k][lane] in, y[k][lane]
@@ -970,9 +970,12 @@ static void idct_islow(unsigned char *out, size_t stride, const int16_t *in, con
     for (k = 0; k < 8; k++) /* row k of the workspace becomes lane k */
         for (i = 0; i < 8; i++) x[i][k] = DESCALE32(y[k][i], IDCT_CONST_BITS - IDCT_PASS1_BITS);
     idct_pass(y, x);
-    for (k = 0; k < 8; k++)
-        for (i = 0; i < 8; i++)
-            out[(size_t)i * stride + k] = idct_limit(DESCALE32(y[k][i], IDCT_CONST_BITS + IDCT_PASS1_BITS + 3));
+    for (k = 0; k < 8; k++) /* back to rows, so each output row is one vector */
+        for (i = 0; i < 8; i++) x[i][k] = y[k][i];
+    for (i = 0; i < 8; i++) {
+        unsigned char *o = out + (size_t)i * stride;
+        for (k = 0; k < 8; k++) o[k] = idct_limit(DESCALE32(x[i][k], IDCT_CONST_BITS + IDCT_PASS1_BITS + 3));
+    }
 }
 
 /* ---- the output stage ----
