@@ -636,28 +636,48 @@ static int decode_dc_first(jpeg_dec *d, jpeg_comp *c, int16_t *blk, int al)
     return 0;
 }
 
+/* The progressive decoders below keep the bit buffer in locals too; these
+   move it between the locals and the decoder around a call that uses it. */
+static void bits_out(jpeg_dec *d, uint64_t bits, int nbits)
+{
+    d->bits = bits;
+    d->nbits = nbits;
+}
+
+static void bits_refill(jpeg_dec *d, uint64_t *bits, int *nbits)
+{
+    bits_out(d, *bits, *nbits);
+    fill_bits(d);
+    *bits = d->bits;
+    *nbits = d->nbits;
+}
+
 static int decode_ac_first(jpeg_dec *d, jpeg_comp *c, int16_t *blk, int ss, int se, int al)
 {
-    int k;
+    const huff_table *ac = &d->ac[c->ac_tbl];
+    uint64_t bits;
+    int k, nbits;
     if (d->eobrun > 0) {
         d->eobrun--;
         return 0;
     }
+    bits = d->bits;
+    nbits = d->nbits;
     for (k = ss; k <= se; k++) {
-        const huff_table *ac = &d->ac[c->ac_tbl];
         int rs, r, s;
         uint32_t e;
-        if (d->nbits < AC_FAST_BITS) fill_bits(d);
-        e = ac->acfast[d->bits >> (64 - AC_FAST_BITS)];
+        if (nbits < AC_FAST_BITS) bits_refill(d, &bits, &nbits);
+        e = ac->acfast[bits >> (64 - AC_FAST_BITS)];
         if (e) { /* EOB is EOBRUN 1 here: this block ends */
-            d->bits <<= e & 63;
-            d->nbits -= (int)(e & 63);
+            bits <<= e & 63;
+            nbits -= (int)(e & 63);
             r = (int)(e >> 8 & 127);
             if (r == AC_FAST_EOB) break;
             k += r;
             blk[jpeg_natural[k]] = wrap16((int32_t)((uint32_t)((int32_t)(e >> 16) - 32768) << al));
             continue;
         }
+        bits_out(d, bits, nbits);
         rs = huff_decode(d, ac);
         if (rs < 0) return jfail(d, "corrupt data: bad Huffman code");
         r = rs >> 4;
@@ -670,38 +690,75 @@ static int decode_ac_first(jpeg_dec *d, jpeg_comp *c, int16_t *blk, int ss, int 
         } else {
             d->eobrun = (1 << r) - 1;
             if (r) d->eobrun += get_bits(d, r);
-            break;
+            k = se + 1;
         }
+        bits = d->bits;
+        nbits = d->nbits;
     }
+    bits_out(d, bits, nbits);
     return 0;
 }
 
-/* One refinement bit for an already-nonzero coefficient. */
-static void refine_coef(jpeg_dec *d, int16_t *coef, int p1)
+/* A correction bit for an already-nonzero coefficient: add p1 away from
+   zero unless that bit is set already. */
+static void refine_coef(int16_t *coef, int bit, int p1)
 {
-    if (get_bits(d, 1) && (*coef & p1) == 0) *coef = wrap16(*coef >= 0 ? *coef + p1 : *coef - p1);
+    if (bit && (*coef & p1) == 0) *coef = wrap16(*coef >= 0 ? *coef + p1 : *coef - p1);
 }
 
 static int decode_ac_refine(jpeg_dec *d, jpeg_comp *c, int16_t *blk, int ss, int se, int al)
 {
-    int p1 = 1 << al, k = ss;
+    const huff_table *ac = &d->ac[c->ac_tbl];
+    uint64_t bits = d->bits;
+    int p1 = 1 << al, k = ss, nbits = d->nbits;
+#define REFINE_BIT(coef)                                                                                    \
+    do {                                                                                                    \
+        if (nbits < 1) bits_refill(d, &bits, &nbits);                                                       \
+        refine_coef(coef, (int)(bits >> 63), p1);                                                           \
+        bits <<= 1;                                                                                         \
+        nbits--;                                                                                            \
+    } while (0)
     if (d->eobrun == 0) {
         for (; k <= se; k++) {
-            int rs = huff_decode(d, &d->ac[c->ac_tbl]), r, s = 0;
-            if (rs < 0) return jfail(d, "corrupt data: bad Huffman code");
-            r = rs >> 4;
-            if (rs & 15) {
-                s = get_bits(d, 1) ? p1 : -p1;
-            } else if (r != 15) {
-                d->eobrun = 1 << r;
-                if (r) d->eobrun += get_bits(d, r);
-                break;
+            int r, s = 0;
+            uint32_t e;
+            int32_t v;
+            if (nbits < AC_FAST_BITS) bits_refill(d, &bits, &nbits);
+            e = ac->acfast[bits >> (64 - AC_FAST_BITS)];
+            v = (int32_t)(e >> 16) - 32768;
+            if (e && ((e >> 8 & 127) == AC_FAST_EOB || v == 1 || v == -1)) {
+                /* one lookup: end of band, or a run and a new +-1 (its sign bit) */
+                bits <<= e & 63;
+                nbits -= (int)(e & 63);
+                r = (int)(e >> 8 & 127);
+                if (r == AC_FAST_EOB) {
+                    d->eobrun = 1;
+                    break;
+                }
+                s = v > 0 ? p1 : -p1;
+            } else {
+                int rs;
+                bits_out(d, bits, nbits);
+                rs = huff_decode(d, ac);
+                if (rs < 0) return jfail(d, "corrupt data: bad Huffman code");
+                r = rs >> 4;
+                if (rs & 15) {
+                    s = get_bits(d, 1) ? p1 : -p1;
+                } else if (r != 15) {
+                    d->eobrun = 1 << r;
+                    if (r) d->eobrun += get_bits(d, r);
+                    bits = d->bits;
+                    nbits = d->nbits;
+                    break;
+                }
+                bits = d->bits;
+                nbits = d->nbits;
             }
             /* skip r zero coefficients (refining the nonzero ones passed) */
             do {
                 int16_t *coef = blk + jpeg_natural[k];
                 if (*coef != 0)
-                    refine_coef(d, coef, p1);
+                    REFINE_BIT(coef);
                 else if (--r < 0)
                     break;
                 k++;
@@ -712,10 +769,12 @@ static int decode_ac_refine(jpeg_dec *d, jpeg_comp *c, int16_t *blk, int ss, int
     if (d->eobrun > 0) {
         for (; k <= se; k++) {
             int16_t *coef = blk + jpeg_natural[k];
-            if (*coef != 0) refine_coef(d, coef, p1);
+            if (*coef != 0) REFINE_BIT(coef);
         }
         d->eobrun--;
     }
+#undef REFINE_BIT
+    bits_out(d, bits, nbits);
     return 0;
 }
 
