@@ -582,24 +582,31 @@ static int decode_block_baseline(jpeg_dec *d, jpeg_comp *c, int16_t *blk)
         return jfail(d, "corrupt data: DC coefficient out of range");
     c->dc_pred += diff;
     blk[0] = wrap16(c->dc_pred);
-    for (k = 1; k < 64; k++) {
-        if (nbits < AC_FAST_BITS) {
+    /* AC: the buffer is topped up once per four lookups (the refill leaves
+       at least 57 bits, four lookups take at most 40), which spares three
+       hard-to-predict branches in four */
+    k = 1;
+    while (k < 64) {
+        int u;
+        if (nbits < 4 * AC_FAST_BITS) {
             d->bits = bits;
             d->nbits = nbits;
             fill_bits(d);
             bits = d->bits;
             nbits = d->nbits;
         }
-        e = acf[bits >> (64 - AC_FAST_BITS)];
-        if (e) {
+        for (u = 0; u < 4; u++) {
+            e = acf[bits >> (64 - AC_FAST_BITS)];
+            if (!e) break;
             bits <<= e & 63;
             nbits -= (int)(e & 63);
             r = (int)(e >> 8 & 127);
-            if (r == AC_FAST_EOB) break;
+            if (r == AC_FAST_EOB) goto done;
             k += r;
             blk[nat[k]] = (int16_t)((int32_t)(e >> 16) - 32768);
-            continue;
+            if (++k >= 64) goto done;
         }
+        if (u == 4) continue;
         /* the long way: codes or values past AC_FAST_BITS, ZRL, bad codes */
         d->bits = bits;
         d->nbits = nbits;
@@ -615,9 +622,11 @@ static int decode_block_baseline(jpeg_dec *d, jpeg_comp *c, int16_t *blk)
         } else {
             k = 64; /* end of block */
         }
+        k++;
         bits = d->bits;
         nbits = d->nbits;
     }
+done:
     d->bits = bits;
     d->nbits = nbits;
     return 0;
