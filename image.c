@@ -186,17 +186,18 @@ static int decode_pnm(clip_image *img, const unsigned char *data, size_t size, c
 }
 
 /* ------------------------------------------------------------------------
-   JPEG: baseline, extended and progressive Huffman-coded, 8-bit, gray or
-   three components (YCbCr, or RGB by Adobe marker / component ids), any
-   integral sampling factors. The output is what libjpeg-turbo's default
-   decompression gives (djpeg, Pillow): the same "islow" integer IDCT, the
-   same upsamplers (triangle-filter "fancy" ones for 2x1, 1x2 and 2x2 with
-   libjpeg-turbo's conditions, replication otherwise, with its edge
-   handling), the same fixed-point YCbCr->RGB tables.
+   JPEG: baseline, extended and progressive, Huffman- or arithmetic-coded,
+   8-bit, gray or three components (YCbCr, or RGB by Adobe marker /
+   component ids), any integral sampling factors. The output is what
+   libjpeg-turbo's default decompression gives (djpeg, Pillow): the same
+   "islow" integer IDCT, the same upsamplers (triangle-filter "fancy" ones
+   for 2x1, 1x2 and 2x2 with libjpeg-turbo's conditions, replication
+   otherwise, with its edge handling), the same fixed-point YCbCr->RGB
+   tables.
 
-   All coefficients are decoded into one buffer per component first (the
-   progressive scans need that anyway), then each component is
-   inverse-transformed, upsampled and color-converted. */
+   Reading order: the headers, the Huffman decoder, the arithmetic decoder,
+   the IDCT, then the output stage (see there) that turns rows of MCUs into
+   pixels, overlapped with the entropy decoding where the file allows. */
 
 #define JPEG_MAX_COMPONENTS 4
 
@@ -229,6 +230,7 @@ typedef struct {
     int dw, dh;                /* downsampled size in samples (libjpeg's downsampled_width/height) */
     int dc_tbl, ac_tbl;        /* tables of the current scan */
     int32_t dc_pred;
+    int dc_context;            /* arithmetic DC: the conditioning bin of the last difference */
     int latched;               /* q holds the quant table (fixed at the component's first scan, as libjpeg) */
     uint16_t q[64];            /* natural order */
     int16_t *coef;             /* (bh, bw, 64), natural order; all scans buffered (progressive, multi-scan) */
@@ -252,6 +254,14 @@ typedef struct {
     int mcus, per_row;         /* MCUs in the scan; blocks per row of a one-component scan */
     int todo, rst;             /* MCUs left in the restart interval; the next RSTn */
     int failed_at;             /* MCU row whose entropy decoding failed, or -1 */
+    /* arithmetic coding (SOF9, SOF10) */
+    int arith;
+    unsigned char dc_L[16], dc_U[16], ac_K[16]; /* DAC conditioning, per table */
+    unsigned char dc_stats[16][64], ac_stats[16][256]; /* probability states: MPS << 7 | state */
+    unsigned char fixed_bin;   /* the fixed 0.5 estimate (state 113) */
+    int64_t ar_c, ar_a;        /* the C and A registers */
+    int ar_ct;                 /* bits left in C's input part; -16 before the first two bytes */
+    int ar_truncated;          /* the data ended (not at a marker) while decoding */
     /* entropy decoder state */
     uint64_t bits;             /* bit buffer, next bit at the top */
     int nbits;
@@ -394,6 +404,27 @@ static int parse_dht(jpeg_dec *d)
     return 0;
 }
 
+/* Arithmetic conditioning (DAC): L and U for a DC table, K for an AC one. */
+static int parse_dac(jpeg_dec *d)
+{
+    const unsigned char *s;
+    int len;
+    if (segment(d, &s, &len, "DAC")) return -1;
+    for (; len >= 2; s += 2, len -= 2) {
+        int tc = s[0] >> 4, tb = s[0] & 15;
+        if (tc > 1) return jfail(d, "DAC: table class %d is invalid", tc);
+        if (tc) {
+            d->ac_K[tb] = s[1];
+        } else {
+            if ((s[1] & 15) > s[1] >> 4) return jfail(d, "DAC: DC conditioning L=%d over U=%d", s[1] & 15, s[1] >> 4);
+            d->dc_L[tb] = (unsigned char)(s[1] & 15);
+            d->dc_U[tb] = (unsigned char)(s[1] >> 4);
+        }
+    }
+    if (len) return jfail(d, "DAC segment is malformed");
+    return 0;
+}
+
 static int parse_sof(jpeg_dec *d, int marker)
 {
     const unsigned char *s;
@@ -402,7 +433,8 @@ static int parse_sof(jpeg_dec *d, int marker)
     if (segment(d, &s, &len, "SOF")) return -1;
     if (d->seen_sof) return jfail(d, "more than one frame header");
     d->seen_sof = 1;
-    d->progressive = marker == 0xC2;
+    d->progressive = marker == 0xC2 || marker == 0xCA;
+    d->arith = marker == 0xC9 || marker == 0xCA;
     if (len < 6) return jfail(d, "frame header too short");
     if (s[0] != 8) return jfail(d, "%d-bit samples are not supported (only 8-bit JPEG)", s[0]);
     d->h = s[1] << 8 | s[2];
@@ -543,6 +575,7 @@ static int huff_decode(jpeg_dec *d, const huff_table *t)
    truncated or corrupt: Pillow refuses such files, and so do we. */
 static int check_overrun(jpeg_dec *d)
 {
+    if (d->ar_truncated) return jfail(d, "the data ends inside a scan (truncated file)");
     if (d->fill_bits > d->nbits)
         return jfail(d, d->marker == 0x100 ? "the data ends inside a scan (truncated file)"
                                            : "corrupt data: marker 0x%02X inside a scan", d->marker);
@@ -787,6 +820,228 @@ static int decode_ac_refine(jpeg_dec *d, jpeg_comp *c, int16_t *blk, int ss, int
     return 0;
 }
 
+/* ---- the arithmetic decoder (T.81 annex D; F.2.4 and G.2 for its use) ----
+
+   The QM-coder as libjpeg implements it: C holds the code base and the
+   unread input bits, with a floating cut-point CT; each statistics bin is a
+   byte, MPS sense << 7 | state. A marker inside the data is legal: zeros
+   are fed from there on. Bad codes (a magnitude or a run past its limit),
+   which libjpeg turns into a warning and a zeroed rest of scan, are refused
+   here, as corrupt Huffman data is. */
+
+/* Table D.2: Qe, the next state after an LPS and after an MPS, and whether
+   an LPS swaps the MPS sense. State 113 is a fixed 0.5 estimate. */
+static const struct {
+    uint16_t qe;
+    unsigned char lps, mps, swap;
+} arith_states[114] = {
+    {0x5a1d, 1, 1, 1},     {0x2586, 14, 2, 0},    {0x1114, 16, 3, 0},    {0x080b, 18, 4, 0},
+    {0x03d8, 20, 5, 0},    {0x01da, 23, 6, 0},    {0x00e5, 25, 7, 0},    {0x006f, 28, 8, 0},
+    {0x0036, 30, 9, 0},    {0x001a, 33, 10, 0},   {0x000d, 35, 11, 0},   {0x0006, 9, 12, 0},
+    {0x0003, 10, 13, 0},   {0x0001, 12, 13, 0},   {0x5a7f, 15, 15, 1},   {0x3f25, 36, 16, 0},
+    {0x2cf2, 38, 17, 0},   {0x207c, 39, 18, 0},   {0x17b9, 40, 19, 0},   {0x1182, 42, 20, 0},
+    {0x0cef, 43, 21, 0},   {0x09a1, 45, 22, 0},   {0x072f, 46, 23, 0},   {0x055c, 48, 24, 0},
+    {0x0406, 49, 25, 0},   {0x0303, 51, 26, 0},   {0x0240, 52, 27, 0},   {0x01b1, 54, 28, 0},
+    {0x0144, 56, 29, 0},   {0x00f5, 57, 30, 0},   {0x00b7, 59, 31, 0},   {0x008a, 60, 32, 0},
+    {0x0068, 62, 33, 0},   {0x004e, 63, 34, 0},   {0x003b, 32, 35, 0},   {0x002c, 33, 9, 0},
+    {0x5ae1, 37, 37, 1},   {0x484c, 64, 38, 0},   {0x3a0d, 65, 39, 0},   {0x2ef1, 67, 40, 0},
+    {0x261f, 68, 41, 0},   {0x1f33, 69, 42, 0},   {0x19a8, 70, 43, 0},   {0x1518, 72, 44, 0},
+    {0x1177, 73, 45, 0},   {0x0e74, 74, 46, 0},   {0x0bfb, 75, 47, 0},   {0x09f8, 77, 48, 0},
+    {0x0861, 78, 49, 0},   {0x0706, 79, 50, 0},   {0x05cd, 48, 51, 0},   {0x04de, 50, 52, 0},
+    {0x040f, 50, 53, 0},   {0x0363, 51, 54, 0},   {0x02d4, 52, 55, 0},   {0x025c, 53, 56, 0},
+    {0x01f8, 54, 57, 0},   {0x01a4, 55, 58, 0},   {0x0160, 56, 59, 0},   {0x0125, 57, 60, 0},
+    {0x00f6, 58, 61, 0},   {0x00cb, 59, 62, 0},   {0x00ab, 61, 63, 0},   {0x008f, 61, 32, 0},
+    {0x5b12, 65, 65, 1},   {0x4d04, 80, 66, 0},   {0x412c, 81, 67, 0},   {0x37d8, 82, 68, 0},
+    {0x2fe8, 83, 69, 0},   {0x293c, 84, 70, 0},   {0x2379, 86, 71, 0},   {0x1edf, 87, 72, 0},
+    {0x1aa9, 87, 73, 0},   {0x174e, 72, 74, 0},   {0x1424, 72, 75, 0},   {0x119c, 74, 76, 0},
+    {0x0f6b, 74, 77, 0},   {0x0d51, 75, 78, 0},   {0x0bb6, 77, 79, 0},   {0x0a40, 77, 48, 0},
+    {0x5832, 80, 81, 1},   {0x4d1c, 88, 82, 0},   {0x438e, 89, 83, 0},   {0x3bdd, 90, 84, 0},
+    {0x34ee, 91, 85, 0},   {0x2eae, 92, 86, 0},   {0x299a, 93, 87, 0},   {0x2516, 86, 71, 0},
+    {0x5570, 88, 89, 1},   {0x4ca9, 95, 90, 0},   {0x44d9, 96, 91, 0},   {0x3e22, 97, 92, 0},
+    {0x3824, 99, 93, 0},   {0x32b4, 99, 94, 0},   {0x2e17, 93, 86, 0},   {0x56a8, 95, 96, 1},
+    {0x4f46, 101, 97, 0},  {0x47e5, 102, 98, 0},  {0x41cf, 103, 99, 0},  {0x3c3d, 104, 100, 0},
+    {0x375e, 99, 93, 0},   {0x5231, 105, 102, 0}, {0x4c0f, 106, 103, 0}, {0x4639, 107, 104, 0},
+    {0x415e, 103, 99, 0},  {0x5627, 105, 106, 1}, {0x50e7, 108, 107, 0}, {0x4b85, 109, 103, 0},
+    {0x5597, 110, 109, 0}, {0x504f, 111, 107, 0}, {0x5a10, 110, 111, 1}, {0x5522, 112, 109, 0},
+    {0x59eb, 112, 111, 1}, {0x5a1d, 113, 113, 0}};
+
+/* The next input byte for C: a stuffed 0xFF00 is 0xFF; at a marker, and
+   from then on, 0; past the end of the data, 0, and the file is truncated. */
+static int arith_byte(jpeg_dec *d)
+{
+    int b;
+    if (d->marker) return 0;
+    if (d->p >= d->end) {
+        d->marker = 0x100;
+        d->ar_truncated = 1;
+        return 0;
+    }
+    b = *d->p++;
+    if (b != 0xFF) return b;
+    while (d->p < d->end && *d->p == 0xFF) d->p++; /* fill bytes */
+    if (d->p >= d->end) {
+        d->marker = 0x100;
+        d->ar_truncated = 1;
+        return 0;
+    }
+    if (*d->p == 0) {
+        d->p++;
+        return 0xFF;
+    }
+    d->marker = *d->p++;
+    return 0;
+}
+
+/* One binary decision with the statistics bin st (D.2.4 - D.2.6). */
+static int arith_bit(jpeg_dec *d, unsigned char *st)
+{
+    int state = *st & 0x7F, mps = *st >> 7, lps;
+    int64_t qe = arith_states[state].qe, t;
+    while (d->ar_a < 0x8000) { /* renormalize, reading a byte whenever CT runs out */
+        if (--d->ar_ct < 0) {
+            d->ar_c = (d->ar_c << 8) | arith_byte(d);
+            if ((d->ar_ct += 8) < 0 && ++d->ar_ct == 0) d->ar_a = 0x8000; /* the first two bytes are in */
+        }
+        d->ar_a <<= 1;
+    }
+    t = d->ar_a - qe;
+    d->ar_a = t;
+    t <<= d->ar_ct;
+    if (d->ar_c >= t) { /* the Qe subinterval: the LPS, unless A fell below Qe (exchange) */
+        d->ar_c -= t;
+        lps = d->ar_a >= qe;
+        d->ar_a = qe;
+    } else if (d->ar_a < 0x8000) { /* the other one, renormalizing: the MPS, unless A < Qe */
+        lps = d->ar_a < qe;
+    } else {
+        return mps;
+    }
+    if (lps) {
+        *st = (unsigned char)((mps ^ arith_states[state].swap) << 7 | arith_states[state].lps);
+        return !mps;
+    }
+    *st = (unsigned char)(mps << 7 | arith_states[state].mps);
+    return mps;
+}
+
+/* Fresh statistics and registers: at a scan's start and at each restart. */
+static void arith_reset(jpeg_dec *d)
+{
+    int i;
+    for (i = 0; i < d->ns; i++) {
+        jpeg_comp *c = d->sc[i];
+        if (!d->progressive || (d->ss == 0 && d->ah == 0)) {
+            memset(d->dc_stats[c->dc_tbl], 0, sizeof d->dc_stats[0]);
+            c->dc_pred = 0;
+            c->dc_context = 0;
+        }
+        if (!d->progressive || d->ss > 0) memset(d->ac_stats[c->ac_tbl], 0, sizeof d->ac_stats[0]);
+    }
+    d->fixed_bin = 113;
+    d->ar_c = 0;
+    d->ar_a = 0;
+    d->ar_ct = -16;
+}
+
+/* A DC difference (F.1.4.4.1, figures F.19 - F.24), added to the prediction. */
+static int arith_dc(jpeg_dec *d, jpeg_comp *c)
+{
+    unsigned char *stats = d->dc_stats[c->dc_tbl], *st = stats + c->dc_context;
+    int sign, m, v, L = d->dc_L[c->dc_tbl], U = d->dc_U[c->dc_tbl];
+    if (!arith_bit(d, st)) {
+        c->dc_context = 0;
+        return 0;
+    }
+    sign = arith_bit(d, st + 1);
+    st += 2 + sign;
+    if ((m = arith_bit(d, st)) != 0) { /* the magnitude category */
+        st = stats + 20;
+        while (arith_bit(d, st)) {
+            if ((m <<= 1) == 0x8000) return jfail(d, "corrupt data: bad arithmetic code (DC magnitude)");
+            st++;
+        }
+    }
+    /* the conditioning of the next difference: zero, small or large */
+    if (m < (1 << L) >> 1)
+        c->dc_context = 0;
+    else if (m > (1 << U) >> 1)
+        c->dc_context = 12 + 4 * sign;
+    else
+        c->dc_context = 4 + 4 * sign;
+    v = m;
+    st += 14;
+    while (m >>= 1)
+        if (arith_bit(d, st)) v |= m;
+    v += 1;
+    if (sign) v = -v;
+    if ((v > 0 && c->dc_pred > INT32_MAX / 2) || (v < 0 && c->dc_pred < INT32_MIN / 2))
+        return jfail(d, "corrupt data: DC coefficient out of range");
+    c->dc_pred += v;
+    return 0;
+}
+
+/* AC coefficients k = ss..se (F.1.4.4.2, figure F.20), shifted by al. */
+static int arith_ac(jpeg_dec *d, jpeg_comp *c, int16_t *blk, int ss, int se, int al)
+{
+    unsigned char *stats = d->ac_stats[c->ac_tbl], *st;
+    int k, sign, m, v;
+    for (k = ss; k <= se; k++) {
+        st = stats + 3 * (k - 1);
+        if (arith_bit(d, st)) break; /* end of block */
+        while (!arith_bit(d, st + 1)) { /* a zero coefficient */
+            st += 3;
+            if (++k > se) return jfail(d, "corrupt data: bad arithmetic code (run past the band)");
+        }
+        sign = arith_bit(d, &d->fixed_bin);
+        st += 2;
+        if ((m = arith_bit(d, st)) != 0 && arith_bit(d, st)) {
+            m <<= 1;
+            st = stats + (k <= d->ac_K[c->ac_tbl] ? 189 : 217);
+            while (arith_bit(d, st)) {
+                if ((m <<= 1) == 0x8000) return jfail(d, "corrupt data: bad arithmetic code (AC magnitude)");
+                st++;
+            }
+        }
+        v = m;
+        st += 14;
+        while (m >>= 1)
+            if (arith_bit(d, st)) v |= m;
+        v += 1;
+        if (sign) v = -v;
+        blk[jpeg_natural[k]] = wrap16((int32_t)((uint32_t)v << al));
+    }
+    return 0;
+}
+
+/* A progressive AC refinement (G.1.3.3): correction bits for the nonzero
+   coefficients, new ones of magnitude 1 << al. */
+static int arith_ac_refine(jpeg_dec *d, jpeg_comp *c, int16_t *blk, int ss, int se, int al)
+{
+    unsigned char *stats = d->ac_stats[c->ac_tbl], *st;
+    int k, kex, p1 = 1 << al;
+    /* the previous stage's end of block */
+    for (kex = se; kex > 0; kex--)
+        if (blk[jpeg_natural[kex]]) break;
+    for (k = ss; k <= se; k++) {
+        st = stats + 3 * (k - 1);
+        if (k > kex && arith_bit(d, st)) break; /* end of block */
+        for (;;) {
+            int16_t *coef = blk + jpeg_natural[k];
+            if (*coef) { /* nonzero before: a correction bit */
+                if (arith_bit(d, st + 2)) *coef = wrap16(*coef < 0 ? *coef - p1 : *coef + p1);
+                break;
+            }
+            if (arith_bit(d, st + 1)) { /* newly nonzero */
+                *coef = (int16_t)(arith_bit(d, &d->fixed_bin) ? -p1 : p1);
+                break;
+            }
+            st += 3;
+            if (++k > se) return jfail(d, "corrupt data: bad arithmetic code (run past the band)");
+        }
+    }
+    return 0;
+}
+
 /* After a restart interval: drop the partial byte, expect RSTn, reset the
    predictions. */
 static int restart(jpeg_dec *d, int expected)
@@ -831,7 +1086,7 @@ static int begin_scan(jpeg_dec *d)
         if (!c) return jfail(d, "scan names component %d, which the frame does not have", id);
         for (j = 0; j < i; j++)
             if (d->sc[j] == c) return jfail(d, "scan names component %d twice", id);
-        if (td > 3 || ta > 3) return jfail(d, "scan uses Huffman table %d/%d (0..3 exist)", td, ta);
+        if (!d->arith && (td > 3 || ta > 3)) return jfail(d, "scan uses Huffman table %d/%d (0..3 exist)", td, ta);
         c->dc_tbl = td;
         c->ac_tbl = ta;
         d->sc[i] = c;
@@ -854,8 +1109,10 @@ static int begin_scan(jpeg_dec *d)
     for (i = 0; i < ns; i++) {
         jpeg_comp *c = d->sc[i];
         int need_dc = !d->progressive || (d->ss == 0 && d->ah == 0), need_ac = !d->progressive || d->ss > 0;
-        if (need_dc && !d->dc[c->dc_tbl].defined) return jfail(d, "scan uses DC Huffman table %d, never defined", c->dc_tbl);
-        if (need_ac && !d->ac[c->ac_tbl].defined) return jfail(d, "scan uses AC Huffman table %d, never defined", c->ac_tbl);
+        if (!d->arith && need_dc && !d->dc[c->dc_tbl].defined)
+            return jfail(d, "scan uses DC Huffman table %d, never defined", c->dc_tbl);
+        if (!d->arith && need_ac && !d->ac[c->ac_tbl].defined)
+            return jfail(d, "scan uses AC Huffman table %d, never defined", c->ac_tbl);
         if (!c->latched) { /* libjpeg fixes a component's table when its first scan starts */
             if (!d->quant_defined[c->tq]) return jfail(d, "quantization table %d is used but never defined", c->tq);
             memcpy(c->q, d->quant[c->tq], sizeof c->q);
@@ -870,6 +1127,8 @@ static int begin_scan(jpeg_dec *d)
     d->eobrun = 0;
     d->todo = d->restart_interval;
     d->rst = 0;
+    d->ar_truncated = 0;
+    if (d->arith) arith_reset(d);
     /* a one-component scan codes that component's blocks one at a time, over
        its own (not MCU-padded) extent */
     if (ns == 1) {
@@ -879,6 +1138,27 @@ static int begin_scan(jpeg_dec *d)
         d->mcus = d->mcux * d->mcuy;
     }
     return 0;
+}
+
+/* One block of an arithmetic-coded scan, of whichever kind the scan is. */
+static int arith_block(jpeg_dec *d, jpeg_comp *c, int16_t *blk)
+{
+    if (!d->progressive) {
+        if (arith_dc(d, c)) return -1;
+        blk[0] = wrap16(c->dc_pred);
+        return arith_ac(d, c, blk, 1, 63, 0);
+    }
+    if (d->ss == 0 && d->ah == 0) {
+        if (arith_dc(d, c)) return -1;
+        blk[0] = wrap16((int32_t)((uint32_t)c->dc_pred << d->al));
+        return 0;
+    }
+    if (d->ss == 0) {
+        if (arith_bit(d, &d->fixed_bin)) blk[0] = wrap16(blk[0] | (1 << d->al));
+        return 0;
+    }
+    if (d->ah == 0) return arith_ac(d, c, blk, d->ss, d->se, d->al);
+    return arith_ac_refine(d, c, blk, d->ss, d->se, d->al);
 }
 
 /* Decode MCUs [m0, m1) of the current scan. Block row brow of the i-th
@@ -893,6 +1173,7 @@ static int decode_mcus(jpeg_dec *d, int m0, int m1, int16_t *const *dest, const 
             d->rst = (d->rst + 1) & 7;
             d->todo = d->restart_interval;
             for (i = 0; i < d->ns; i++) d->sc[i]->dc_pred = 0;
+            if (d->arith) arith_reset(d);
         }
         /* the MCU's place: a block (one-component scan) or an MCU of the grid */
         one = d->ns == 1;
@@ -912,7 +1193,9 @@ static int decode_mcus(jpeg_dec *d, int m0, int m1, int16_t *const *dest, const 
                     } else {
                         blk = c->coef + ((size_t)brow * c->bw + (size_t)bcol) * 64;
                     }
-                    if (!d->progressive)
+                    if (d->arith)
+                        rc = arith_block(d, c, blk);
+                    else if (!d->progressive)
                         rc = decode_block_baseline(d, c, blk);
                     else if (d->ss == 0 && d->ah == 0)
                         rc = decode_dc_first(d, c, blk, d->al);
@@ -1343,6 +1626,8 @@ static int decode_jpeg(const unsigned char *data, size_t size, jpeg_prepare prep
     d->p = data + 2;
     d->end = data + size;
     d->err = err;
+    memset(d->dc_U, 1, sizeof d->dc_U); /* T.81's default conditioning: L = 0, U = 1, K = 5 */
+    memset(d->ac_K, 5, sizeof d->ac_K);
     while (!done) {
         int m;
         /* markers may be preceded by fill bytes */
@@ -1357,19 +1642,19 @@ static int decode_jpeg(const unsigned char *data, size_t size, jpeg_prepare prep
         switch (m) {
         case 0xD8: jfail(d, "a second start-of-image marker"); goto out;
         case 0xD9: done = 1; break;
-        case 0xC0: case 0xC1: case 0xC2:
+        case 0xC0: case 0xC1: case 0xC2: case 0xC9: case 0xCA:
             if (parse_sof(d, m)) goto out;
             break;
         case 0xC3: case 0xC7: case 0xCB: case 0xCF:
             jfail(d, "lossless JPEG is not supported"); goto out;
         case 0xC5: case 0xC6: case 0xCD: case 0xCE:
             jfail(d, "hierarchical JPEG is not supported"); goto out;
-        case 0xC9: case 0xCA:
-            jfail(d, "arithmetic-coded JPEG is not supported; re-encode it with Huffman coding (jpegtran)"); goto out;
         case 0xC4:
             if (parse_dht(d)) goto out;
             break;
-        case 0xCC: jfail(d, "arithmetic-coding tables (DAC) are not supported"); goto out;
+        case 0xCC:
+            if (parse_dac(d)) goto out;
+            break;
         case 0xDB:
             if (parse_dqt(d)) goto out;
             break;

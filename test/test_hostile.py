@@ -91,7 +91,16 @@ a, an = first[0xDA]
 decode_case("sos-table-id-9.jpg", jpg[:a + 6] + b"\x99" + jpg[a + 7:], ["table"])
 decode_case("sos-unknown-component.jpg", jpg[:a + 5] + b"\x77" + jpg[a + 6:], ["component"])
 decode_case("sof3-lossless.jpg", jpg[:s + 1] + b"\xc3" + jpg[s + 2:], ["lossless"])
-decode_case("sof9-arithmetic.jpg", jpg[:s + 1] + b"\xc9" + jpg[s + 2:], ["arithmetic"])
+decode_case("sof11-lossless-arithmetic.jpg", jpg[:s + 1] + b"\xcb" + jpg[s + 2:], ["lossless"])
+decode_case("sof13-hierarchical.jpg", jpg[:s + 1] + b"\xcd" + jpg[s + 2:], ["hierarchical"])
+# arithmetic coding: conditioning tables out of range, a file cut short
+with open(os.path.join(FIX, "images", "chelsea_arith.jpg"), "rb") as f:
+    ajpg = f.read()
+asos = ajpg.find(b"\xff\xda")
+decode_case("dac-l-over-u.jpg", ajpg[:asos] + b"\xff\xcc\x00\x04\x00\x05" + ajpg[asos:], ["DAC", "L=5"])
+decode_case("dac-class-2.jpg", ajpg[:asos] + b"\xff\xcc\x00\x04\x20\x05" + ajpg[asos:], ["DAC", "class 2"])
+decode_case("dac-odd-length.jpg", ajpg[:asos] + b"\xff\xcc\x00\x05\x10\x05\x00" + ajpg[asos:], ["DAC"])
+decode_case("arithmetic-truncated.jpg", ajpg[:len(ajpg) // 2], ["truncated"])
 decode_case("truncated-header.jpg", jpg[:s + 6], ["truncated"])
 decode_case("no-sos.jpg", jpg[:a] + b"\xff\xd9", ["no image data"])
 # restart markers in the wrong place: a DRI that promises them, a stream that has none

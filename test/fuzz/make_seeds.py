@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Seed corpora for the fuzzers, written to test/fuzz/seeds/<target>/:
 small JPEGs made with cjpeg (every sampling option, progressive, restarts,
-grayscale) and PPM/PGM variants; tokenizer strings from the fixtures and the
+grayscale, arithmetic coding) and PPM/PGM variants; tokenizer strings from the fixtures and the
 Unicode edge cases; tiny valid weights files; labels files."""
 import json
 import os
@@ -47,6 +47,8 @@ for i in range(40):
         opts += ["-restart", "1B"]
     if i % 5 == 2:
         opts = ["-grayscale"] + opts[:2]
+    if i % 7 == 3:
+        opts.append("-arithmetic")
     jpg = subprocess.run(["cjpeg"] + opts + [src], stdout=subprocess.PIPE).stdout
     put("image", f"j{i}.jpg", jpg)
 if os.path.exists(os.path.join(OUT, "tmp.ppm")):
