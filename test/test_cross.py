@@ -26,6 +26,12 @@ jpegs = [os.path.join(FIX, "images", n) for n in ("chelsea_q90_420.jpg", "chelse
 
 def run_with(prefix, exe, args, env=None):
     p = subprocess.run(prefix + [exe] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600, env=env)
+    if prefix and p.returncode not in (0, 1, 2):
+        # clip exits 0, 1 or 2; anything else under an emulator is the
+        # emulator (wine's first start on a loaded machine): report, retry once
+        print(f"     retrying {' '.join(args[:2])} under {os.path.basename(prefix[0])}: exit {p.returncode} "
+              f"{p.stderr.decode('utf-8', 'replace').strip()[:200]}")
+        p = subprocess.run(prefix + [exe] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600, env=env)
     return p.returncode, p.stdout, p.stderr.decode("utf-8", "replace")
 
 
@@ -38,8 +44,12 @@ def outputs(prefix, exe, env=None):
     for blob, size in zip(blobs, (224, 64)):
         rc, out, err = run_with(prefix, exe, ["embed", blob, crops[size]], env)
         res["img"].append(arrays(out) if rc == 0 else None)
+        if rc:
+            print(f"     embed image failed: exit {rc} {err.strip()[:200]}")
         rc, out, err = run_with(prefix, exe, ["embed", blob, "--text"] + TEXTS[:2], env)
         res["txt"].append(arrays(out) if rc == 0 else None)
+        if rc:
+            print(f"     embed text failed: exit {rc} {err.strip()[:200]}")
     for j in jpegs:
         dst = os.path.join(OUT, "cross-dec.ppm")
         rc, out, err = run_with(prefix, exe, ["decode", j, dst], env)
