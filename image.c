@@ -943,6 +943,29 @@ static void arith_reset(jpeg_dec *d)
     d->ar_ct = -16;
 }
 
+/* Figure F.23's loop: the magnitude category m doubles while the bins from
+   *st say so (moving *st along); -1 when it overflows 15 bits. */
+static int arith_category(jpeg_dec *d, unsigned char **st, int *m)
+{
+    while (arith_bit(d, *st)) {
+        if ((*m <<= 1) == 0x8000) return -1;
+        (*st)++;
+    }
+    return 0;
+}
+
+/* Figure F.24: the bits under the category m from the bins at st + 14, as
+   the signed value they code. */
+static int arith_value(jpeg_dec *d, unsigned char *st, int m, int sign)
+{
+    int v = m;
+    st += 14;
+    while (m >>= 1)
+        if (arith_bit(d, st)) v |= m;
+    v += 1;
+    return sign ? -v : v;
+}
+
 /* A DC difference (F.1.4.4.1, figures F.19 - F.24), added to the prediction. */
 static int arith_dc(jpeg_dec *d, jpeg_comp *c)
 {
@@ -956,10 +979,7 @@ static int arith_dc(jpeg_dec *d, jpeg_comp *c)
     st += 2 + sign;
     if ((m = arith_bit(d, st)) != 0) { /* the magnitude category */
         st = stats + 20;
-        while (arith_bit(d, st)) {
-            if ((m <<= 1) == 0x8000) return jfail(d, "corrupt data: bad arithmetic code (DC magnitude)");
-            st++;
-        }
+        if (arith_category(d, &st, &m)) return jfail(d, "corrupt data: bad arithmetic code (DC magnitude)");
     }
     /* the conditioning of the next difference: zero, small or large */
     if (m < (1 << L) >> 1)
@@ -968,12 +988,7 @@ static int arith_dc(jpeg_dec *d, jpeg_comp *c)
         c->dc_context = 12 + 4 * sign;
     else
         c->dc_context = 4 + 4 * sign;
-    v = m;
-    st += 14;
-    while (m >>= 1)
-        if (arith_bit(d, st)) v |= m;
-    v += 1;
-    if (sign) v = -v;
+    v = arith_value(d, st, m, sign);
     if ((v > 0 && c->dc_pred > INT32_MAX / 2) || (v < 0 && c->dc_pred < INT32_MIN / 2))
         return jfail(d, "corrupt data: DC coefficient out of range");
     c->dc_pred += v;
@@ -984,7 +999,7 @@ static int arith_dc(jpeg_dec *d, jpeg_comp *c)
 static int arith_ac(jpeg_dec *d, jpeg_comp *c, int16_t *blk, int ss, int se, int al)
 {
     unsigned char *stats = d->ac_stats[c->ac_tbl], *st;
-    int k, sign, m, v;
+    int k, sign, m;
     for (k = ss; k <= se; k++) {
         st = stats + 3 * (k - 1);
         if (arith_bit(d, st)) break; /* end of block */
@@ -997,18 +1012,9 @@ static int arith_ac(jpeg_dec *d, jpeg_comp *c, int16_t *blk, int ss, int se, int
         if ((m = arith_bit(d, st)) != 0 && arith_bit(d, st)) {
             m <<= 1;
             st = stats + (k <= d->ac_K[c->ac_tbl] ? 189 : 217);
-            while (arith_bit(d, st)) {
-                if ((m <<= 1) == 0x8000) return jfail(d, "corrupt data: bad arithmetic code (AC magnitude)");
-                st++;
-            }
+            if (arith_category(d, &st, &m)) return jfail(d, "corrupt data: bad arithmetic code (AC magnitude)");
         }
-        v = m;
-        st += 14;
-        while (m >>= 1)
-            if (arith_bit(d, st)) v |= m;
-        v += 1;
-        if (sign) v = -v;
-        blk[jpeg_natural[k]] = wrap16((int32_t)((uint32_t)v << al));
+        blk[jpeg_natural[k]] = wrap16((int32_t)((uint32_t)arith_value(d, st, m, sign) << al));
     }
     return 0;
 }
