@@ -1048,6 +1048,8 @@ static int arith_ac_refine(jpeg_dec *d, jpeg_comp *c, int16_t *blk, int ss, int 
     return 0;
 }
 
+/* ---- scans: header, MCU loop (either coding), restarts ---- */
+
 /* After a restart interval: drop the partial byte, expect RSTn, reset the
    predictions. */
 static int restart(jpeg_dec *d, int expected)
