@@ -201,6 +201,15 @@ static int decode_pnm(clip_image *img, const unsigned char *data, size_t size, c
 
 #define JPEG_MAX_COMPONENTS 4
 
+/* Whether the target has 32-bit vector multiplies: the horizontal resize
+   pass takes the loop shape that vectorizes well there, and the plain one
+   (faster on SSE2-only and scalar targets) elsewhere. */
+#if defined(__SSE4_1__) || defined(__ARM_NEON) || defined(__aarch64__)
+#define VECTOR_MUL32 1
+#else
+#define VECTOR_MUL32 0
+#endif
+
 /* zigzag position -> natural (row-major) position, padded with 63 so that a
    corrupt run length past the band stays inside the block */
 static const unsigned char jpeg_natural[64 + 16] = {
@@ -2038,14 +2047,16 @@ static void resample_vertical(unsigned char *out, int nrows, const unsigned char
 
 /* One channel of a row through the horizontal pass: dst[3 * o] for the
    ncols output columns, from src (input column x0 at src[0]). Every window
-   is ksize (a multiple of 8) long, with zero weights past its end. The
-   loops go tap group by tap group over a block of outputs, with eight
-   partial sums per output: a fixed-length inner loop the compilers
-   vectorize well, where a per-output reduction of unknown length they do
-   not. The int32 sums are exact (at most 255 * sum|k| < 2^31), so their
-   order does not matter. */
+   is ksize (a multiple of 8) long, with zero weights past its end. The int32
+   sums are exact (at most 255 * sum|k| < 2^31), so their order does not
+   matter, and the loop takes the shape that vectorizes best where 32-bit
+   vector multiplies exist (SSE4.1, NEON): tap groups of 8 over a block of
+   outputs with eight partial sums each (a per-output reduction of unknown
+   length the compilers handle poorly there); elsewhere (SSE2 has no such
+   multiply, and scalar targets) the plain per-output sum is faster. */
 static void hpass_channel(unsigned char *dst, const unsigned char *src, const coeffs *c, int x0, int ncols)
 {
+#if VECTOR_MUL32
     enum { BLOCK = 64 };
     int32_t acc[BLOCK][8];
     int o0, o, i, j, n = c->ksize;
@@ -2065,6 +2076,16 @@ static void hpass_channel(unsigned char *dst, const unsigned char *src, const co
             dst[3 * (o0 + o)] = clip8(s);
         }
     }
+#else
+    int o, i, n = c->ksize;
+    for (o = 0; o < ncols; o++) {
+        const unsigned char *x = src + c->bounds[2 * o] - x0;
+        const int32_t *k = c->k + (size_t)o * n;
+        int32_t s = 1 << (PRECISION_BITS - 1);
+        for (i = 0; i < n; i++) s += x[i] * k[i];
+        dst[3 * o] = clip8(s);
+    }
+#endif
 }
 
 /* CLIPImageProcessor.resize + center_crop, planned for a W x H input. The

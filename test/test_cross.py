@@ -36,8 +36,8 @@ def run_with(prefix, exe, args, env=None):
 
 
 def outputs(prefix, exe, env=None):
-    """Everything compared between builds: ids, features, decoded bytes."""
-    res = {"ids": [], "img": [], "txt": [], "jpeg": []}
+    """Everything compared between builds: ids, features, decoded bytes, crops."""
+    res = {"ids": [], "img": [], "txt": [], "jpeg": [], "crop": []}
     for t in TEXTS:
         rc, out, err = run_with(prefix, exe, ["tokenize", blobs[0], t], env)
         res["ids"].append(json.loads(out) if rc == 0 else err)
@@ -58,6 +58,14 @@ def outputs(prefix, exe, env=None):
                 res["jpeg"].append(f.read())
         else:
             res["jpeg"].append(err)
+        # the one-pass decode + resize + crop (its resize loop differs by ISA)
+        for blob in blobs:
+            rc, out, err = run_with(prefix, exe, ["preprocess", blob, j, dst], env)
+            if rc == 0:
+                with open(dst, "rb") as f:
+                    res["crop"].append(f.read())
+            else:
+                res["crop"].append(err)
     return res
 
 
@@ -65,9 +73,10 @@ def compare(name, got, want):
     ok_ids = got["ids"] == want["ids"]
     errs = [rel_err(g, w) if g is not None else float("inf") for g, w in zip(got["img"] + got["txt"], want["img"] + want["txt"])]
     ok_jpeg = got["jpeg"] == want["jpeg"]
-    check(ok_ids and max(errs) <= 1e-5 and ok_jpeg,
+    ok_crop = got["crop"] == want["crop"]
+    check(ok_ids and max(errs) <= 1e-5 and ok_jpeg and ok_crop,
           f"{name}: ids {'same' if ok_ids else 'DIFFER'}, features max rel err {max(errs):.1e}, "
-          f"JPEG bytes {'same' if ok_jpeg else 'DIFFER'}")
+          f"JPEG bytes {'same' if ok_jpeg else 'DIFFER'}, crops {'same' if ok_crop else 'DIFFER'}")
 
 
 native = outputs([], CLIP)
