@@ -27,10 +27,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #endif
+#ifdef _WIN32
+#include <windows.h> /* UTF-8 <-> UTF-16: file names, and the command line */
+#endif
 #if defined(_WIN32) && !defined(CLIP_NO_MAIN)
 #include <fcntl.h> /* _O_BINARY: stdin and stdout carry bytes, not text */
 #include <io.h>
-#include <windows.h> /* the command line as UTF-16, to pass labels through as UTF-8 */
 #include <shellapi.h>
 #endif
 #ifdef _OPENMP
@@ -459,10 +461,31 @@ static unsigned char *read_stream(FILE *f, size_t *size, const char *name, char 
     return NULL;
 }
 
+FILE *clip_fopen(const char *path, const char *mode)
+{
+#ifdef _WIN32
+    /* fopen reads a path in the ANSI code page; the wide call takes them all */
+    wchar_t *wpath, wmode[8];
+    FILE *f;
+    int n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, NULL, 0), i;
+    if (n <= 0 || strlen(mode) >= sizeof wmode / sizeof wmode[0]) return fopen(path, mode);
+    wpath = (wchar_t *)malloc((size_t)n * sizeof(wchar_t));
+    if (!wpath) return NULL;
+    MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, wpath, n);
+    for (i = 0; mode[i]; i++) wmode[i] = (wchar_t)(unsigned char)mode[i];
+    wmode[i] = 0;
+    f = _wfopen(wpath, wmode);
+    free(wpath);
+    return f;
+#else
+    return fopen(path, mode);
+#endif
+}
+
 /* Read a whole file into memory: the path for platforms without mmap. */
 static unsigned char *read_file(const char *path, size_t *size, char *err)
 {
-    FILE *f = fopen(path, "rb");
+    FILE *f = clip_fopen(path, "rb");
     unsigned char *buf;
     if (!f) {
         set_err(err, "clip: %s: %s", path, strerror(errno));
@@ -1187,7 +1210,7 @@ typedef struct {
 static label_list read_labels(const char *path)
 {
     label_list L = {NULL, NULL, 0};
-    FILE *f = fopen(path, "rb");
+    FILE *f = clip_fopen(path, "rb");
     char err[CLIP_ERR_SIZE], *buf;
     size_t len, *spans;
     int i;

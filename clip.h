@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -145,6 +146,13 @@ int clip_encode_image(clip_model *m, const clip_image *crop, float *features, ch
    get_text_features. */
 int clip_encode_text(clip_model *m, const int32_t *ids, const int *lens, int n, int stride, float *features,
                      char *err);
+
+/* ---- files ---- */
+
+/* fopen for a UTF-8 path, which is what every path in this API is: on
+   Windows it goes through _wfopen (a path that is not valid UTF-8 is passed
+   to fopen as it is). */
+FILE *clip_fopen(const char *path, const char *mode);
 
 /* ---- similarity ---- */
 

@@ -1823,7 +1823,7 @@ int clip_image_decode(clip_image *img, const unsigned char *data, size_t size, c
 /* The whole file in memory. */
 static int read_file(const char *path, unsigned char **data, size_t *size, char *err)
 {
-    FILE *f = fopen(path, "rb");
+    FILE *f = clip_fopen(path, "rb");
     unsigned char *buf = NULL;
     size_t len = 0, cap = 0;
     *data = NULL;
@@ -1889,7 +1889,7 @@ int clip_image_load(clip_image *img, const char *path, char *err)
 
 int clip_image_write_ppm(const clip_image *img, const char *path, char *err)
 {
-    FILE *f = fopen(path, "wb");
+    FILE *f = clip_fopen(path, "wb");
     size_t n = (size_t)img->width * (size_t)img->height * 3;
     if (!f) return fail(err, "clip: %s: %s", path, strerror(errno));
     fprintf(f, "P6\n%d %d\n255\n", img->width, img->height);

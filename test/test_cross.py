@@ -147,8 +147,29 @@ if shutil.which("x86_64-w64-mingw32-gcc") and (shutil.which("wine") or shutil.wh
     check(p.returncode == 0 and not warnings, f"windows (mingw-w64): builds without warnings {warnings[:2]}")
     if p.returncode == 0:
         env = dict(os.environ, WINEDEBUG="-all", WINEPREFIX=os.path.join(OUT, "wineprefix"))
-        compare("windows x86-64 (wine)", outputs([shutil.which("wine64") or shutil.which("wine")], exe, env), native)
+        wine = [shutil.which("wine64") or shutil.which("wine")]
+        compare("windows x86-64 (wine)", outputs(wine, exe, env), native)
         ran += 1
+        # paths beyond the ANSI code page: weights, image, labels and output
+        # named in several scripts, passed as UTF-8 through the UTF-16 command line
+        uni = os.path.join(OUT, "ünï 猫 ✓")
+        os.makedirs(uni, exist_ok=True)
+        blob_u, jpg_u = os.path.join(uni, "模型 é.bin"), os.path.join(uni, "chélsea 🐱.jpg")
+        labels_u, out_u = os.path.join(uni, "étiquettes.txt"), os.path.join(uni, "décodé ✓.ppm")
+        shutil.copy(blobs[0], blob_u)
+        shutil.copy(jpegs[0], jpg_u)
+        with open(labels_u, "w", encoding="utf-8") as f:
+            f.write("a cat\nun chien\n")
+        rc, _, err = run_with(wine, exe, ["decode", jpg_u, out_u], env)
+        got = open(out_u, "rb").read() if rc == 0 and os.path.exists(out_u) else None
+        want_dec = native["jpeg"][0]
+        rc2, out2, err2 = run_with(wine, exe, [blob_u, jpg_u, labels_u, "--json"], env)
+        rc3, out3, _ = run_with([], CLIP, [blobs[0], jpegs[0], labels_u, "--json"])
+        same = rc2 == 0 and rc3 == 0 and [x["label"] for x in json.loads(out2)["labels"]] == \
+            [x["label"] for x in json.loads(out3)["labels"]]
+        check(got == want_dec and same, f"windows x86-64 (wine): non-ASCII paths for weights, image, labels and "
+                                        f"output work {(err + err2).strip()[:160]}")
+        shutil.rmtree(uni)
 else:
     print("SKIPPED windows: x86_64-w64-mingw32-gcc or wine not installed (apt-get install gcc-mingw-w64-x86-64 wine)")
 
