@@ -28,7 +28,10 @@
 #include <unistd.h>
 #endif
 #ifdef _WIN32
-#include <windows.h> /* UTF-8 <-> UTF-16: file names, and the command line */
+#include <windows.h> /* UTF-8 <-> UTF-16 (file names, the command line); file mapping */
+#if !defined(CLIP_NO_MMAP)
+#define CLIP_HAVE_WINMAP 1
+#endif
 #endif
 #if defined(_WIN32) && !defined(CLIP_NO_MAIN)
 #include <fcntl.h> /* _O_BINARY: stdin and stdout carry bytes, not text */
@@ -461,21 +464,29 @@ static unsigned char *read_stream(FILE *f, size_t *size, const char *name, char 
     return NULL;
 }
 
+#ifdef _WIN32
+/* A UTF-8 string as UTF-16 (malloc'ed), or NULL when it is not valid UTF-8
+   or memory runs out. Windows' narrow file calls read the ANSI code page;
+   the wide ones take every name. */
+static wchar_t *widen(const char *s)
+{
+    int n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, NULL, 0);
+    wchar_t *w = n > 0 ? (wchar_t *)malloc((size_t)n * sizeof(wchar_t)) : NULL;
+    if (w && MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, w, n) <= 0) {
+        free(w);
+        w = NULL;
+    }
+    return w;
+}
+#endif
+
 FILE *clip_fopen(const char *path, const char *mode)
 {
 #ifdef _WIN32
-    /* fopen reads a path in the ANSI code page; the wide call takes them all */
-    wchar_t *wpath, wmode[8];
-    FILE *f;
-    int n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, NULL, 0), i;
-    if (n <= 0 || strlen(mode) >= sizeof wmode / sizeof wmode[0]) return fopen(path, mode);
-    wpath = (wchar_t *)malloc((size_t)n * sizeof(wchar_t));
-    if (!wpath) return NULL;
-    MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, path, -1, wpath, n);
-    for (i = 0; mode[i]; i++) wmode[i] = (wchar_t)(unsigned char)mode[i];
-    wmode[i] = 0;
-    f = _wfopen(wpath, wmode);
+    wchar_t *wpath = widen(path), *wmode = widen(mode);
+    FILE *f = wpath && wmode ? _wfopen(wpath, wmode) : fopen(path, mode);
     free(wpath);
+    free(wmode);
     return f;
 #else
     return fopen(path, mode);
@@ -542,6 +553,32 @@ clip_model *clip_model_load(const char *path, char *err)
         }
     }
 #endif
+#ifdef CLIP_HAVE_WINMAP
+    { /* the Windows mapping; any failure falls through to reading, which reports it */
+        wchar_t *wpath = widen(path);
+        HANDLE fh = wpath ? CreateFileW(wpath, GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING,
+                                        FILE_ATTRIBUTE_NORMAL, NULL)
+                          : INVALID_HANDLE_VALUE;
+        LARGE_INTEGER size;
+        free(wpath);
+        if (fh != INVALID_HANDLE_VALUE) {
+            if (GetFileSizeEx(fh, &size) && size.QuadPart >= HEADER_SIZE &&
+                (unsigned long long)size.QuadPart <= (unsigned long long)SIZE_MAX) {
+                HANDLE mh = CreateFileMappingW(fh, NULL, PAGE_READONLY, 0, 0, NULL);
+                if (mh) {
+                    void *p = MapViewOfFile(mh, FILE_MAP_READ, 0, 0, 0);
+                    CloseHandle(mh); /* the view keeps the mapping */
+                    if (p) {
+                        m->file = (const unsigned char *)p;
+                        m->file_size = (size_t)size.QuadPart;
+                        m->file_kind = FILE_MAPPED;
+                    }
+                }
+            }
+            CloseHandle(fh);
+        }
+    }
+#endif
     if (!m->file) { /* no mmap here, or it failed (a pipe, an odd file system): read it */
         m->file = read_file(path, &m->file_size, err);
         if (!m->file) {
@@ -565,6 +602,9 @@ void clip_model_free(clip_model *m)
     free(m->ws.mem);
 #ifdef CLIP_HAVE_MMAP
     if (m->file_kind == FILE_MAPPED) munmap((void *)(uintptr_t)m->file, m->file_size);
+#endif
+#ifdef CLIP_HAVE_WINMAP
+    if (m->file_kind == FILE_MAPPED) UnmapViewOfFile(m->file);
 #endif
     if (m->file_kind == FILE_MALLOCED) free((void *)(uintptr_t)m->file);
     free(m);
