@@ -4,9 +4,8 @@
 
        char err[CLIP_ERR_SIZE];
        clip_model *m = clip_model_load("weights.bin", err);
-       clip_image img, crop;
-       clip_image_load(&img, "cat.jpg", err);
-       clip_preprocess(m, &img, &crop, err);
+       clip_image crop;
+       clip_preprocess_file(m, "cat.jpg", &crop, err);  (decode, resize, crop)
        float *f = malloc(clip_model_config(m)->projection_dim * sizeof(float));
        clip_encode_image(m, &crop, f, err);
 
