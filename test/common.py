@@ -50,6 +50,15 @@ def export(src, out, *extra):
     return out
 
 
+def blob_336():
+    """A weights file whose preprocessing is 336 px (no tiny fixture model
+    has it): a small random checkpoint, exported with the fixtures' vocab."""
+    from make_checkpoint import random_clip
+    folder = random_clip(os.path.join(OUT, "ckpt-336"), "tiny-336", seed=7)
+    return export(folder, os.path.join(OUT, "tiny-336.bin"), "--tokenizer",
+                  os.path.join(FIX, "vocab", "bpe_simple_vocab_16e6.txt.gz"))
+
+
 def arrays(stdout):
     """clip embed output: one JSON array per line."""
     import json

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from common import FIX, OUT, check, export, finish, hf_crop, need_fixtures, run
+from common import FIX, OUT, blob_336, check, export, finish, hf_crop, need_fixtures, run
 
 need_fixtures("test_jpeg")
 if not shutil.which("cjpeg") or not shutil.which("djpeg"):
@@ -54,7 +54,8 @@ check(not bad, f"decode: {len(names) - len(bad)} fixture JPEGs byte-identical to
 
 # 2. the fixture crops through JPEG decoding + preprocessing (Pillow 12.3 via Hugging Face)
 blobs = {224: export(os.path.join(FIX, "models", "tiny-quickgelu"), os.path.join(OUT, "jpeg-224.bin")),
-         64: export(os.path.join(FIX, "models", "tiny-gelu"), os.path.join(OUT, "jpeg-64.bin"))}
+         64: export(os.path.join(FIX, "models", "tiny-gelu"), os.path.join(OUT, "jpeg-64.bin")),
+         336: blob_336()}
 for size, blob in blobs.items():
     bad, n = [], 0
     for name in sorted(os.listdir(os.path.join(FIX, "pixels", str(size)))):

@@ -20,19 +20,19 @@ def read_ppm(path):
 
 
 def blob_for(size):
-    """A weights file with this image size: the tiny fixtures are 224 and 64;
-    for other sizes, a header-only change is not possible (dims are checked),
-    so sizes are exercised through the models that exist."""
-    return os.path.join(OUT, {224: "tiny-quickgelu.bin", 64: "tiny-gelu.bin"}[size])
+    """A weights file with this image size: the tiny fixtures are 224 and 64,
+    and 336 comes from a small random checkpoint (common.blob_336)."""
+    return os.path.join(OUT, {224: "tiny-quickgelu.bin", 64: "tiny-gelu.bin", 336: "tiny-336.bin"}[size])
 
 
-from common import export, hf_crop  # noqa: E402
+from common import blob_336, export, hf_crop  # noqa: E402
 
 export(os.path.join(FIX, "models", "tiny-quickgelu"), blob_for(224))
 export(os.path.join(FIX, "models", "tiny-gelu"), blob_for(64))
+blob_336()
 
 # 1. the fixture crops, for every image this build decodes
-for size in (224, 64):
+for size in (224, 64, 336):
     bad, n = [], 0
     for name in sorted(os.listdir(os.path.join(FIX, "pixels", str(size)))):
         src = os.path.join(FIX, "images", name[:-4])
