@@ -200,6 +200,9 @@ static int decode_pnm(clip_image *img, const unsigned char *data, size_t size, c
    pixels, overlapped with the entropy decoding where the file allows. */
 
 #define JPEG_MAX_COMPONENTS 4
+/* Each scan is a pass over the coefficients, so their number bounds the work
+   a file can ask for; encoders write a dozen or so, a few dozen at most. */
+#define JPEG_MAX_SCANS 1000
 
 /* Whether the target has 32-bit vector multiplies: the horizontal resize
    pass takes the loop shape that vectorizes well there, and the plain one
@@ -1689,6 +1692,11 @@ static int decode_jpeg(const unsigned char *data, size_t size, jpeg_prepare prep
         case 0xDA:
             if (streaming) { /* libjpeg: "Didn't expect more than one scan" */
                 jfail(d, "a second scan after a sequential scan that held every component");
+                goto out;
+            }
+            if (scans >= JPEG_MAX_SCANS) {
+                jfail(d, "more than %d scans (each is a pass over the whole image; a crafted file?)",
+                      JPEG_MAX_SCANS);
                 goto out;
             }
             if (begin_scan(d)) goto out;

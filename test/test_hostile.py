@@ -101,6 +101,43 @@ decode_case("dac-l-over-u.jpg", ajpg[:asos] + b"\xff\xcc\x00\x04\x00\x05" + ajpg
 decode_case("dac-class-2.jpg", ajpg[:asos] + b"\xff\xcc\x00\x04\x20\x05" + ajpg[asos:], ["DAC", "class 2"])
 decode_case("dac-odd-length.jpg", ajpg[:asos] + b"\xff\xcc\x00\x05\x10\x05\x00" + ajpg[asos:], ["DAC"])
 decode_case("arithmetic-truncated.jpg", ajpg[:len(ajpg) // 2], ["truncated"])
+
+
+# a progressive file asking for more scans than the limit (each one a pass
+# over the image): one AC scan, with the tables before it, repeated
+def scans_of(data):
+    """[(start, end)] of each scan with the segments since the previous one."""
+    out, i, prev = [], 2, 2
+    while i < len(data) - 3:
+        m = data[i + 1]
+        if data[i] != 0xFF or m in (0x00, 0xFF) or 0xD0 <= m <= 0xD8:
+            i += 1
+            continue
+        if m == 0xD9:
+            break
+        n = struct.unpack(">H", data[i + 2:i + 4])[0]
+        if m == 0xDA:
+            j = i + 2 + n
+            while not (data[j] == 0xFF and data[j + 1] != 0x00 and not 0xD0 <= data[j + 1] <= 0xD7):
+                j += 1
+            out.append((prev, j, data[i + 5 + 2 * data[i + 4]], data[i + 7 + 2 * data[i + 4]] >> 4))
+            prev = i = j
+        else:
+            i += 2 + n
+    return out
+
+
+with open(os.path.join(FIX, "images", "chelsea_prog.jpg"), "rb") as f:
+    pjpg = f.read()
+pscans = scans_of(pjpg)
+a0, a1, _, _ = [sc for sc in pscans if sc[2] > 0 and sc[3] == 0][0]  # an AC first scan: repeatable
+peoi = pjpg.rfind(b"\xff\xd9")
+decode_case("1001-scans.jpg", pjpg[:peoi] + pjpg[a0:a1] * (1001 - len(pscans)) + pjpg[peoi:], ["more than 1000 scans"])
+path = os.path.join(OUT, "hostile-1000-scans.jpg")
+with open(path, "wb") as f:
+    f.write(pjpg[:peoi] + pjpg[a0:a1] * (1000 - len(pscans)) + pjpg[peoi:])
+rc, _, err, _ = limited_run(["decode", path, os.path.join(OUT, "hostile-out.ppm")])
+check(rc == 0, f"1000-scans.jpg (the limit itself) decodes: exit {rc} {err.strip()[:80]}")
 decode_case("truncated-header.jpg", jpg[:s + 6], ["truncated"])
 decode_case("no-sos.jpg", jpg[:a] + b"\xff\xd9", ["no image data"])
 # restart markers in the wrong place: a DRI that promises them, a stream that has none
