@@ -594,6 +594,23 @@ static int check_overrun(jpeg_dec *d)
     return 0;
 }
 
+/* The hot decoding loops keep the bit buffer in locals, so it stays in
+   registers; these move it between the locals and the decoder around a
+   call that uses it. */
+static void bits_out(jpeg_dec *d, uint64_t bits, int nbits)
+{
+    d->bits = bits;
+    d->nbits = nbits;
+}
+
+static void bits_refill(jpeg_dec *d, uint64_t *bits, int *nbits)
+{
+    bits_out(d, *bits, *nbits);
+    fill_bits(d);
+    *bits = d->bits;
+    *nbits = d->nbits;
+}
+
 /* A sequential block: the hot loop of baseline decoding. The bit buffer
    lives in locals (written back around the refill and the long way) so it
    stays in registers; a table entry's low six bits are the shift, which is
@@ -633,13 +650,7 @@ static int decode_block_baseline(jpeg_dec *d, jpeg_comp *c, int16_t *blk)
     k = 1;
     while (k < 64) {
         int u;
-        if (nbits < 4 * AC_FAST_BITS) {
-            d->bits = bits;
-            d->nbits = nbits;
-            fill_bits(d);
-            bits = d->bits;
-            nbits = d->nbits;
-        }
+        if (nbits < 4 * AC_FAST_BITS) bits_refill(d, &bits, &nbits);
         for (u = 0; u < 4; u++) {
             e = acf[bits >> (64 - AC_FAST_BITS)];
             if (!e) break;
@@ -653,8 +664,7 @@ static int decode_block_baseline(jpeg_dec *d, jpeg_comp *c, int16_t *blk)
         }
         if (u == 4) continue;
         /* the long way: codes or values past AC_FAST_BITS, ZRL, bad codes */
-        d->bits = bits;
-        d->nbits = nbits;
+        bits_out(d, bits, nbits);
         sz = huff_decode(d, &d->ac[c->ac_tbl]);
         if (sz < 0) return jfail(d, "corrupt data: bad Huffman code");
         r = sz >> 4;
@@ -672,8 +682,7 @@ static int decode_block_baseline(jpeg_dec *d, jpeg_comp *c, int16_t *blk)
         nbits = d->nbits;
     }
 done:
-    d->bits = bits;
-    d->nbits = nbits;
+    bits_out(d, bits, nbits);
     return 0;
 }
 
@@ -688,22 +697,6 @@ static int decode_dc_first(jpeg_dec *d, jpeg_comp *c, int16_t *blk, int al)
     c->dc_pred += diff;
     blk[0] = wrap16((int32_t)((uint32_t)c->dc_pred << al));
     return 0;
-}
-
-/* The progressive decoders below keep the bit buffer in locals too; these
-   move it between the locals and the decoder around a call that uses it. */
-static void bits_out(jpeg_dec *d, uint64_t bits, int nbits)
-{
-    d->bits = bits;
-    d->nbits = nbits;
-}
-
-static void bits_refill(jpeg_dec *d, uint64_t *bits, int *nbits)
-{
-    bits_out(d, *bits, *nbits);
-    fill_bits(d);
-    *bits = d->bits;
-    *nbits = d->nbits;
 }
 
 static int decode_ac_first(jpeg_dec *d, jpeg_comp *c, int16_t *blk, int ss, int se, int al)
@@ -1513,11 +1506,11 @@ static void step_idct(jpeg_pipe *p, int r)
     jpeg_dec *d = p->d;
     jpeg_slot *s = &p->ring[r % JPEG_RING];
     int i, by, bx;
+    if (s->failed) return;
     for (i = 0; i < d->ncomp; i++) {
         jpeg_comp *c = &d->comp[i];
         size_t stride = (size_t)c->bw * 8, n = (size_t)c->v * c->bw * 64;
         int16_t *coef = p->streaming ? s->coef[i] : c->coef + (size_t)r * n;
-        if (s->failed) return;
         for (by = 0; by < c->v; by++)
             for (bx = c->bx0; bx < c->bx1; bx++)
                 idct_islow(s->plane[i] + (size_t)by * 8 * stride + (size_t)bx * 8, stride,

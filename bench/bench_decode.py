@@ -29,6 +29,7 @@ from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "test"))
+from common import hf_crop  # noqa: E402  (CLIPImageProcessor's resize + crop on a PIL image)
 ap = argparse.ArgumentParser()
 ap.add_argument("--runs", type=int, default=7)
 ap.add_argument("--threads", default="1,2")
@@ -88,14 +89,7 @@ def pil_decode(jpg):
 
 def pil_preprocess(jpg):
     t = time.perf_counter()
-    im = Image.open(jpg).convert("RGB")
-    W, H = im.size
-    short, long = min(W, H), max(W, H)
-    nl = int(size * long / short)
-    im = im.resize((size, nl) if W <= H else (nl, size), resample=Image.BICUBIC)
-    a = np.asarray(im)
-    top, left = (a.shape[0] - size) // 2, (a.shape[1] - size) // 2
-    a[top:top + size, left:left + size].copy()
+    hf_crop(Image.open(jpg).convert("RGB"), size).copy()
     return time.perf_counter() - t
 
 

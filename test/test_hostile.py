@@ -60,15 +60,23 @@ with open(os.path.join(FIX, "images", "odd_17x9.jpg"), "rb") as f:
     jpg = f.read()
 
 
-def segments(data):
-    """[(offset, marker, length)] of the header segments before the first SOS's data."""
+def segments(data, through_scans=False):
+    """[(offset, marker, length)] of the header segments before the first SOS's
+    data; with through_scans, of every segment up to EOI, each SOS's length
+    then covering its entropy-coded data too."""
     out, i = [], 2
-    while i < len(data) - 4:
+    while i < len(data) - 4 and data[i + 1] != 0xD9:
         m = data[i + 1]
         n = struct.unpack(">H", data[i + 2:i + 4])[0]
-        out.append((i, m, n))
         if m == 0xDA:
-            break
+            if not through_scans:
+                out.append((i, m, n))
+                break
+            j = i + 2 + n  # the data runs to the next marker that is not RSTn
+            while not (data[j] == 0xFF and data[j + 1] != 0x00 and not 0xD0 <= data[j + 1] <= 0xD7):
+                j += 1
+            n = j - i - 2
+        out.append((i, m, n))
         i += 2 + n
     return out
 
@@ -104,33 +112,17 @@ decode_case("arithmetic-truncated.jpg", ajpg[:len(ajpg) // 2], ["truncated"])
 
 
 # a progressive file asking for more scans than the limit (each one a pass
-# over the image): one AC scan, with the tables before it, repeated
-def scans_of(data):
-    """[(start, end)] of each scan with the segments since the previous one."""
-    out, i, prev = [], 2, 2
-    while i < len(data) - 3:
-        m = data[i + 1]
-        if data[i] != 0xFF or m in (0x00, 0xFF) or 0xD0 <= m <= 0xD8:
-            i += 1
-            continue
-        if m == 0xD9:
-            break
-        n = struct.unpack(">H", data[i + 2:i + 4])[0]
-        if m == 0xDA:
-            j = i + 2 + n
-            while not (data[j] == 0xFF and data[j + 1] != 0x00 and not 0xD0 <= data[j + 1] <= 0xD7):
-                j += 1
-            out.append((prev, j, data[i + 5 + 2 * data[i + 4]], data[i + 7 + 2 * data[i + 4]] >> 4))
-            prev = i = j
-        else:
-            i += 2 + n
-    return out
-
-
+# over the image): one AC first scan (repeatable: it reads no history), with
+# the tables defined since the scan before it, repeated
 with open(os.path.join(FIX, "images", "chelsea_prog.jpg"), "rb") as f:
     pjpg = f.read()
-pscans = scans_of(pjpg)
-a0, a1, _, _ = [sc for sc in pscans if sc[2] > 0 and sc[3] == 0][0]  # an AC first scan: repeatable
+pscans, a0 = [], 2
+for o, m, n in segments(pjpg, through_scans=True):
+    if m == 0xDA:
+        ns = pjpg[o + 4]
+        pscans.append((a0, o + 2 + n, pjpg[o + 5 + 2 * ns], pjpg[o + 7 + 2 * ns] >> 4))  # (from, to, Ss, Ah)
+        a0 = o + 2 + n
+a0, a1, _, _ = [sc for sc in pscans if sc[2] > 0 and sc[3] == 0][0]
 peoi = pjpg.rfind(b"\xff\xd9")
 decode_case("1001-scans.jpg", pjpg[:peoi] + pjpg[a0:a1] * (1001 - len(pscans)) + pjpg[peoi:], ["more than 1000 scans"])
 path = os.path.join(OUT, "hostile-1000-scans.jpg")
