@@ -32,22 +32,39 @@ ALL_CFLAGS = $(CFLAGS) $(OMP_FLAG)
 ALL_LDFLAGS = $(LDFLAGS) $(OMP_FLAG)
 LDLIBS += -lm
 
-SRC = clip.c tokenizer.c image.c
-HDR = clip.h
+# the library and the command line: a porter's build is one compiler command over these
+SRC = clip.c tokenizer.c image.c platform/platform.c decoders/jpeg.c decoders/pnm.c selftest/selftest.c
+HDR = clip.h platform/platform.h decoders/decoders.h generated/unicode_tables.h generated/selftest_data.h
 
-.PHONY: all test clean demo bench fuzz
+.PHONY: all test clean demo bench fuzz sources selftest-data unicode-tables
 
 all: clip
 
 clip: $(SRC) $(HDR)
 	$(CC) $(ALL_CFLAGS) -o $@ $(SRC) $(ALL_LDFLAGS) $(LDLIBS)
 
-# the library without the command line, for the C tests
+# the C unit tests include clip.c itself (to reach its static ops), so it is not linked again
 test/test_ops: test/test_ops.c $(SRC) $(HDR)
-	$(CC) $(ALL_CFLAGS) -DCLIP_NO_MAIN -I. -o $@ test/test_ops.c $(SRC) $(ALL_LDFLAGS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -I. -o $@ test/test_ops.c $(filter-out clip.c,$(SRC)) $(ALL_LDFLAGS) $(LDLIBS)
+
+# the library without the command line, for the C tests
 
 test/tok_batch: test/tok_batch.c $(SRC) $(HDR)
 	$(CC) $(ALL_CFLAGS) -DCLIP_NO_MAIN -I. -o $@ test/tok_batch.c $(SRC) $(ALL_LDFLAGS) $(LDLIBS)
+
+test/stages: test/stages.c $(SRC) $(HDR)
+	$(CC) $(ALL_CFLAGS) -DCLIP_NO_MAIN -I. -o $@ test/stages.c $(SRC) $(ALL_LDFLAGS) $(LDLIBS)
+
+# the generated files, rewritten whole by their tools (developers only: they need the
+# Unicode data files, cjpeg and Pillow); make test checks the tables are current
+unicode-tables:
+	$(PYTHON) tools/gen_unicode.py
+selftest-data:
+	$(PYTHON) tools/gen_selftest.py
+
+# the source list, for scripts that build the project their own way (test_cross, valgrind)
+sources:
+	@echo $(SRC)
 
 bench/clip_bench: bench/clip_bench.c $(SRC) $(HDR)
 	$(CC) $(ALL_CFLAGS) -DCLIP_NO_MAIN -I. -o $@ bench/clip_bench.c $(SRC) $(ALL_LDFLAGS) $(LDLIBS)
@@ -70,7 +87,7 @@ test/fuzz/fuzz_%: test/fuzz/fuzz_%.c test/fuzz/fuzz_common.h $(SRC) $(HDR)
 test/fuzz/replay_%: test/fuzz/fuzz_%.c test/fuzz/fuzz_common.h $(SRC) $(HDR)
 	$(CC) $(ALL_CFLAGS) -DFUZZ_STANDALONE -DCLIP_NO_MAIN -DCLIP_MAX_PIXELS=4000000LL -o $@ $< $(SRC) $(ALL_LDFLAGS) $(LDLIBS)
 
-test: clip test/test_ops test/tok_batch $(FUZZ_TARGETS:%=test/fuzz/replay_%)
+test: clip test/test_ops test/tok_batch test/stages $(FUZZ_TARGETS:%=test/fuzz/replay_%)
 	PYTHON=$(PYTHON) sh test/run.sh
 
 demo: clip
@@ -78,5 +95,5 @@ demo: clip
 	./clip $(WEIGHTS) data/cat.jpg data/labels.txt --template "a photo of a {}." --top 5
 
 clean:
-	rm -f clip test/test_ops test/tok_batch bench/clip_bench $(FUZZ_TARGETS:%=test/fuzz/fuzz_%) $(FUZZ_TARGETS:%=test/fuzz/replay_%)
+	rm -f clip test/test_ops test/tok_batch test/stages bench/clip_bench $(FUZZ_TARGETS:%=test/fuzz/fuzz_%) $(FUZZ_TARGETS:%=test/fuzz/replay_%)
 	rm -rf test/out

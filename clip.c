@@ -1,61 +1,22 @@
 /* clip.c - OpenAI's CLIP in plain C99: the weights loader, the transformer
    ops, the vision and text towers, zero-shot classification and the command
    line. Reads top to bottom in that order. Images are decoded in image.c,
-   text is tokenized in tokenizer.c; the public API is clip.h.
+   text is tokenized in tokenizer.c, files, memory and error messages are
+   platform/platform.c's; the public API is clip.h.
 
    The numbers follow Hugging Face transformers' CLIPModel (modeling_clip.py);
    each op names the PyTorch line it reproduces. */
-#if !defined(_WIN32) && !defined(CLIP_NO_MMAP)
-#define _POSIX_C_SOURCE 200112L /* mmap, fstat, fileno under -std=c99 */
-#define _FILE_OFFSET_BITS 64    /* 32-bit hosts: see a file's true size, and refuse it clearly */
-#endif
 #include "clip.h"
+#include "platform/platform.h"
 
 #include <errno.h>
 #include <float.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#if !defined(_WIN32) && !defined(CLIP_NO_MMAP)
-#define CLIP_HAVE_MMAP 1
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#endif
-#ifdef _WIN32
-#include <windows.h> /* UTF-8 <-> UTF-16 (file names, the command line); file mapping */
-#if !defined(CLIP_NO_MMAP)
-#define CLIP_HAVE_WINMAP 1
-#endif
-#endif
-#if defined(_WIN32) && !defined(CLIP_NO_MAIN)
-#include <fcntl.h> /* _O_BINARY: stdin and stdout carry bytes, not text */
-#include <io.h>
-#include <shellapi.h>
-#endif
-#ifdef _OPENMP
-#include <omp.h>
-#define OMP(directive) _Pragma(directive)
-#else
-#define OMP(directive)
-#endif
-
-/* ------------------------------------------------------------------------
-   Errors: every failure writes one message into the caller's buffer. */
-
-static void set_err(char *err, const char *fmt, ...)
-{
-    va_list ap;
-    if (!err) return;
-    va_start(ap, fmt);
-    vsnprintf(err, CLIP_ERR_SIZE, fmt, ap);
-    va_end(ap);
-}
 
 /* ------------------------------------------------------------------------
    Weights. Linear layers are stored as the matmul reads them: transposed to
@@ -105,14 +66,14 @@ struct clip_model {
     vision_weights vision;
     text_weights text;
     clip_tokenizer *tok;         /* built from the merges section */
-    const unsigned char *file;   /* the whole blob (mapped, read or borrowed) */
+    const unsigned char *file;   /* the whole blob: source.data, or the caller's buffer */
     size_t file_size;
-    int file_kind;               /* FILE_MAPPED, FILE_MALLOCED or FILE_BORROWED */
+    clip_file source;            /* the weights file, mapped or read (empty when borrowed) */
     float *weights_copy;         /* byte-swapped / aligned copy of the weights, or NULL */
     workspace ws;
+    clip_probe probe;            /* sees every stage (clip_model_set_probe), or NULL */
+    void *probe_ctx;
 };
-
-enum { FILE_MAPPED, FILE_MALLOCED, FILE_BORROWED };
 
 /* ------------------------------------------------------------------------
    The weights file ("blob"); README.md documents it. A 256-byte header of
@@ -152,7 +113,7 @@ static int hdr_int(const unsigned char *h, int i, long lo, long hi, const char *
 {
     uint32_t v = rd32(h + 4 * i);
     if (v < (uint32_t)lo || v > (uint32_t)hi) {
-        set_err(err, "clip: %s: header field %s is %lu, outside %ld..%ld; the file is damaged, re-run export_weights.py",
+        clip_error(err, "clip: %s: header field %s is %lu, outside %ld..%ld; the file is damaged, re-run export_weights.py",
                 path, field, (unsigned long)v, lo, hi);
         return -1;
     }
@@ -165,7 +126,7 @@ static int hdr_float(const unsigned char *h, int i, double lo, double hi, const 
 {
     float f = bits_to_float(rd32(h + 4 * i));
     if (!(f >= lo && f <= hi)) { /* also catches NaN */
-        set_err(err, "clip: %s: header field %s is %g, outside %g..%g; the file is damaged, re-run export_weights.py",
+        clip_error(err, "clip: %s: header field %s is %g, outside %g..%g; the file is damaged, re-run export_weights.py",
                 path, field, (double)f, lo, hi);
         return -1;
     }
@@ -188,13 +149,13 @@ static int parse_header(const unsigned char *h, size_t size, const char *path, c
 {
     int version, header_size, i, tmp;
     if (size < HEADER_SIZE || memcmp(h, blob_magic, 4) != 0) {
-        set_err(err, "clip: %s: not a clip.c weights file (%s); make one with export_weights.py", path,
+        clip_error(err, "clip: %s: not a clip.c weights file (%s); make one with export_weights.py", path,
                 size < HEADER_SIZE ? "too short" : "wrong magic");
         return -1;
     }
     version = (int)rd32(h + 4);
     if (version != CLIP_FORMAT_VERSION) {
-        set_err(err, "clip: %s: version %d, this build reads version %d; re-run export_weights.py", path, version,
+        clip_error(err, "clip: %s: version %d, this build reads version %d; re-run export_weights.py", path, version,
                 CLIP_FORMAT_VERSION);
         return -1;
     }
@@ -234,16 +195,16 @@ static int parse_header(const unsigned char *h, size_t size, const char *path, c
             hdr_float(h, 33 + i, 1e-6, 1e3, "std", &c->std[i], path, err))
             return -1;
     if (c->image_size % c->patch_size) {
-        set_err(err, "clip: %s: image_size %d is not a multiple of patch_size %d", path, c->image_size, c->patch_size);
+        clip_error(err, "clip: %s: image_size %d is not a multiple of patch_size %d", path, c->image_size, c->patch_size);
         return -1;
     }
     if (c->vision_width % c->vision_heads || c->text_width % c->text_heads) {
-        set_err(err, "clip: %s: a tower's width is not divisible by its number of heads", path);
+        clip_error(err, "clip: %s: a tower's width is not divisible by its number of heads", path);
         return -1;
     }
     if (hdr_int(h, 48, 1, c->vocab_size - 514, "n_merges", &c->n_merges, path, err)) return -1;
     if (c->vocab_size != 512 + c->n_merges + 2) {
-        set_err(err, "clip: %s: vocab_size %d does not match %d merges (CLIP's vocabulary is 512 + merges + 2)", path,
+        clip_error(err, "clip: %s: vocab_size %d does not match %d merges (CLIP's vocabulary is 512 + merges + 2)", path,
                 c->vocab_size, c->n_merges);
         return -1;
     }
@@ -252,7 +213,7 @@ static int parse_header(const unsigned char *h, size_t size, const char *path, c
             i == 49 || i == 50)
             continue;
         if (rd32(h + 4 * i) != 0) {
-            set_err(err, "clip: %s: reserved header word %d is not zero; the file is damaged or from a newer "
+            clip_error(err, "clip: %s: reserved header word %d is not zero; the file is damaged or from a newer "
                          "export_weights.py", path, i);
             return -1;
         }
@@ -263,14 +224,14 @@ static int parse_header(const unsigned char *h, size_t size, const char *path, c
     s->merges_size = hdr_u64(h, 46);
     s->file_size = hdr_u64(h, 49);
     if (s->file_size != (uint64_t)size) {
-        set_err(err, "clip: %s: the header says %llu bytes, the file has %llu; the file is truncated or damaged, "
+        clip_error(err, "clip: %s: the header says %llu bytes, the file has %llu; the file is truncated or damaged, "
                      "re-run export_weights.py", path, (unsigned long long)s->file_size, (unsigned long long)size);
         return -1;
     }
     if (s->weights_off < HEADER_SIZE || s->weights_off % SECTION_ALIGN || s->weights_size % 4 ||
         s->weights_size > s->file_size - s->weights_off || s->merges_off < s->weights_off + s->weights_size ||
         s->merges_off > s->file_size || s->merges_size != s->file_size - s->merges_off) {
-        set_err(err, "clip: %s: the section table (weights at %llu+%llu, merges at %llu+%llu) does not fit the file",
+        clip_error(err, "clip: %s: the section table (weights at %llu+%llu, merges at %llu+%llu) does not fit the file",
                 path, (unsigned long long)s->weights_off, (unsigned long long)s->weights_size,
                 (unsigned long long)s->merges_off, (unsigned long long)s->merges_size);
         return -1;
@@ -287,12 +248,14 @@ typedef struct {
 } tensor_slot;
 
 #define MAX_SLOTS 40
-#define PANEL 64 /* = MM_NR below: linear weights come in panels of 64 output columns */
+#define PANEL 64 /* linear weights come in panels of 64 output columns */
 
-/* floats of a linear weight (in, out) stored in panels, overflow-checked */
-static size_t packed(size_t in, size_t out, int *ok)
+/* Floats of a linear weight (in_dim -> out_dim) stored in panels, the last
+   one padded. Saturates at SIZE_MAX, which the loader's size check refuses. */
+static size_t packed_size(size_t in_dim, size_t out_dim)
 {
-    return mul_sz(in, mul_sz((out + PANEL - 1) / PANEL, PANEL, ok), ok);
+    size_t cols = (out_dim + PANEL - 1) / PANEL * PANEL;
+    return cols && in_dim > SIZE_MAX / cols ? SIZE_MAX : in_dim * cols;
 }
 
 static int encoder_layout(tensor_slot *t, int n, encoder_weights *w, size_t layers, size_t dim, size_t mlp, int *ok)
@@ -300,15 +263,15 @@ static int encoder_layout(tensor_slot *t, int n, encoder_weights *w, size_t laye
 #define SLOT(field, cnt) (t[n].name = #field, t[n].dst = &w->field, t[n].count = (cnt), n++)
     SLOT(ln1_w, mul_sz(layers, dim, ok));
     SLOT(ln1_b, mul_sz(layers, dim, ok));
-    SLOT(wqkv, mul_sz(layers, packed(dim, mul_sz(dim, 3, ok), ok), ok));
+    SLOT(wqkv, mul_sz(layers, packed_size(dim, mul_sz(dim, 3, ok)), ok));
     SLOT(bqkv, mul_sz(layers, mul_sz(dim, 3, ok), ok));
-    SLOT(wo, mul_sz(layers, packed(dim, dim, ok), ok));
+    SLOT(wo, mul_sz(layers, packed_size(dim, dim), ok));
     SLOT(bo, mul_sz(layers, dim, ok));
     SLOT(ln2_w, mul_sz(layers, dim, ok));
     SLOT(ln2_b, mul_sz(layers, dim, ok));
-    SLOT(w1, mul_sz(layers, packed(dim, mlp, ok), ok));
+    SLOT(w1, mul_sz(layers, packed_size(dim, mlp), ok));
     SLOT(b1, mul_sz(layers, mlp, ok));
-    SLOT(w2, mul_sz(layers, packed(mlp, dim, ok), ok));
+    SLOT(w2, mul_sz(layers, packed_size(mlp, dim), ok));
     SLOT(b2, mul_sz(layers, dim, ok));
 #undef SLOT
     return n;
@@ -325,7 +288,7 @@ static int weight_layout(clip_model *m, tensor_slot *t, int *ok)
     size_t patch = mul_sz((size_t)c->channels, mul_sz((size_t)c->patch_size, (size_t)c->patch_size, ok), ok);
     int n = 0;
 #define SLOT(nm, ptr, cnt) (t[n].name = nm, t[n].dst = &(ptr), t[n].count = (cnt), n++)
-    SLOT("vision.patch_w", v->patch_w, packed(patch, D, ok));
+    SLOT("vision.patch_w", v->patch_w, packed_size(patch, D));
     SLOT("vision.class_emb", v->class_emb, D);
     SLOT("vision.pos_emb", v->pos_emb, mul_sz(tokens, D, ok));
     SLOT("vision.pre_ln_w", v->pre_ln_w, D);
@@ -333,13 +296,13 @@ static int weight_layout(clip_model *m, tensor_slot *t, int *ok)
     n = encoder_layout(t, n, &v->enc, (size_t)c->vision_layers, D, (size_t)c->vision_mlp, ok);
     SLOT("vision.post_ln_w", v->post_ln_w, D);
     SLOT("vision.post_ln_b", v->post_ln_b, D);
-    SLOT("vision.proj", v->proj, packed(D, E, ok));
+    SLOT("vision.proj", v->proj, packed_size(D, E));
     SLOT("text.tok_emb", x->tok_emb, mul_sz((size_t)c->vocab_size, Dt, ok));
     SLOT("text.pos_emb", x->pos_emb, mul_sz((size_t)c->context_length, Dt, ok));
     n = encoder_layout(t, n, &x->enc, (size_t)c->text_layers, Dt, (size_t)c->text_mlp, ok);
     SLOT("text.final_ln_w", x->final_ln_w, Dt);
     SLOT("text.final_ln_b", x->final_ln_b, Dt);
-    SLOT("text.proj", x->proj, packed(Dt, E, ok));
+    SLOT("text.proj", x->proj, packed_size(Dt, E));
 #undef SLOT
     return n;
 }
@@ -366,7 +329,7 @@ static int model_init(clip_model *m, const char *path, char *err)
         total += slots[i].count;
     }
     if (!ok || total > SIZE_MAX / 4 || (uint64_t)total * 4 != s.weights_size) {
-        set_err(err, "clip: %s: the weights section has %llu bytes, the header's dimensions need %llu; the file is "
+        clip_error(err, "clip: %s: the weights section has %llu bytes, the header's dimensions need %llu; the file is "
                      "damaged, re-run export_weights.py", path, (unsigned long long)s.weights_size,
                 (unsigned long long)((uint64_t)total * 4));
         return -1;
@@ -381,9 +344,9 @@ static int model_init(clip_model *m, const char *path, char *err)
     } else {
         /* big-endian host or a misaligned borrowed buffer: decode a copy */
         size_t k;
-        m->weights_copy = (float *)malloc(nw * sizeof(float));
+        m->weights_copy = (float *)clip_malloc(nw * sizeof(float));
         if (!m->weights_copy) {
-            set_err(err, "clip: %s: out of memory for %llu bytes of weights", path, (unsigned long long)(nw * 4));
+            clip_error(err, "clip: %s: out of memory for %llu bytes of weights", path, (unsigned long long)(nw * 4));
             return -1;
         }
         for (k = 0; k < nw; k++) m->weights_copy[k] = bits_to_float(rd32(w + 4 * k));
@@ -396,28 +359,22 @@ static int model_init(clip_model *m, const char *path, char *err)
                                    m->cfg.n_merges, err);
     if (!m->tok) return -1;
     if (clip_tokenizer_vocab_size(m->tok) != m->cfg.vocab_size) {
-        set_err(err, "clip: %s: the tokenizer has %d tokens, the model %d", path, clip_tokenizer_vocab_size(m->tok),
+        clip_error(err, "clip: %s: the tokenizer has %d tokens, the model %d", path, clip_tokenizer_vocab_size(m->tok),
                 m->cfg.vocab_size);
         return -1;
     }
     return 0;
 }
 
-static clip_model *model_new(void)
-{
-    return (clip_model *)calloc(1, sizeof(clip_model));
-}
-
 clip_model *clip_model_load_memory(const void *data, size_t size, char *err)
 {
-    clip_model *m = model_new();
+    clip_model *m = (clip_model *)clip_calloc(1, sizeof(clip_model));
     if (!m) {
-        set_err(err, "clip: out of memory");
+        clip_error(err, "clip: out of memory");
         return NULL;
     }
     m->file = (const unsigned char *)data;
     m->file_size = size;
-    m->file_kind = FILE_BORROWED;
     if (model_init(m, "(memory)", err)) {
         clip_model_free(m);
         return NULL;
@@ -425,168 +382,19 @@ clip_model *clip_model_load_memory(const void *data, size_t size, char *err)
     return m;
 }
 
-/* All of a stream into memory; name is for the messages. An empty stream
-   still gives a valid (1-byte) buffer. */
-static unsigned char *read_stream(FILE *f, size_t *size, const char *name, char *err)
-{
-    unsigned char *buf = NULL;
-    size_t cap = 0, len = 0;
-    for (;;) {
-        size_t got;
-        if (len == cap) {
-            unsigned char *nb;
-            size_t ncap = cap ? cap * 2 : 1 << 16;
-            if (ncap < cap) {
-                set_err(err, "clip: %s: too large for this platform's address space", name);
-                break;
-            }
-            nb = (unsigned char *)realloc(buf, ncap);
-            if (!nb) {
-                set_err(err, "clip: %s: out of memory reading the file (%llu bytes so far)", name,
-                        (unsigned long long)len);
-                break;
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0) {
-            if (ferror(f)) {
-                set_err(err, "clip: %s: read error", name);
-                break;
-            }
-            *size = len;
-            return buf;
-        }
-    }
-    free(buf);
-    return NULL;
-}
-
-#ifdef _WIN32
-/* A UTF-8 string as UTF-16 (malloc'ed), or NULL when it is not valid UTF-8
-   or memory runs out. Windows' narrow file calls read the ANSI code page;
-   the wide ones take every name. */
-static wchar_t *widen(const char *s)
-{
-    int n = MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, NULL, 0);
-    wchar_t *w = n > 0 ? (wchar_t *)malloc((size_t)n * sizeof(wchar_t)) : NULL;
-    if (w && MultiByteToWideChar(CP_UTF8, MB_ERR_INVALID_CHARS, s, -1, w, n) <= 0) {
-        free(w);
-        w = NULL;
-    }
-    return w;
-}
-#endif
-
-FILE *clip_fopen(const char *path, const char *mode)
-{
-#ifdef _WIN32
-    wchar_t *wpath = widen(path), *wmode = widen(mode);
-    FILE *f = wpath && wmode ? _wfopen(wpath, wmode) : fopen(path, mode);
-    free(wpath);
-    free(wmode);
-    return f;
-#else
-    return fopen(path, mode);
-#endif
-}
-
-/* Read a whole file into memory: the path for platforms without mmap. */
-static unsigned char *read_file(const char *path, size_t *size, char *err)
-{
-    FILE *f = clip_fopen(path, "rb");
-    unsigned char *buf;
-    if (!f) {
-        set_err(err, "clip: %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    buf = read_stream(f, size, path, err);
-    fclose(f);
-    return buf;
-}
-
 clip_model *clip_model_load(const char *path, char *err)
 {
-    clip_model *m = model_new();
+    clip_model *m = (clip_model *)clip_calloc(1, sizeof(clip_model));
     if (!m) {
-        set_err(err, "clip: out of memory");
+        clip_error(err, "clip: out of memory");
         return NULL;
     }
-#ifdef CLIP_HAVE_MMAP
-    {
-        int fd = open(path, O_RDONLY);
-        struct stat st;
-        void *p;
-        if (fd < 0) {
-            set_err(err, "clip: %s: %s", path, strerror(errno));
-            free(m);
-            return NULL;
-        }
-        if (fstat(fd, &st) != 0) {
-            set_err(err, "clip: %s: %s", path, strerror(errno));
-            close(fd);
-            free(m);
-            return NULL;
-        }
-        if ((uint64_t)st.st_size > (uint64_t)SIZE_MAX) {
-            set_err(err, "clip: %s: %llu bytes do not fit this platform's address space; use a 64-bit build", path,
-                    (unsigned long long)st.st_size);
-            close(fd);
-            free(m);
-            return NULL;
-        }
-        if (st.st_size < HEADER_SIZE) {
-            set_err(err, "clip: %s: not a clip.c weights file (too short, %lld bytes); make one with export_weights.py",
-                    path, (long long)st.st_size);
-            close(fd);
-            free(m);
-            return NULL;
-        }
-        p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        close(fd);
-        if (p != MAP_FAILED) {
-            m->file = (const unsigned char *)p;
-            m->file_size = (size_t)st.st_size;
-            m->file_kind = FILE_MAPPED;
-        }
+    if (clip_file_open(&m->source, path, err)) {
+        clip_free(m);
+        return NULL;
     }
-#endif
-#ifdef CLIP_HAVE_WINMAP
-    { /* the Windows mapping; any failure falls through to reading, which reports it */
-        wchar_t *wpath = widen(path);
-        HANDLE fh = wpath ? CreateFileW(wpath, GENERIC_READ, FILE_SHARE_READ, NULL, OPEN_EXISTING,
-                                        FILE_ATTRIBUTE_NORMAL, NULL)
-                          : INVALID_HANDLE_VALUE;
-        LARGE_INTEGER size;
-        free(wpath);
-        if (fh != INVALID_HANDLE_VALUE) {
-            if (GetFileSizeEx(fh, &size) && size.QuadPart >= HEADER_SIZE &&
-                (unsigned long long)size.QuadPart <= (unsigned long long)SIZE_MAX) {
-                HANDLE mh = CreateFileMappingW(fh, NULL, PAGE_READONLY, 0, 0, NULL);
-                if (mh) {
-                    void *p = MapViewOfFile(mh, FILE_MAP_READ, 0, 0, 0);
-                    CloseHandle(mh); /* the view keeps the mapping */
-                    if (p) {
-                        m->file = (const unsigned char *)p;
-                        m->file_size = (size_t)size.QuadPart;
-                        m->file_kind = FILE_MAPPED;
-                    }
-                }
-            }
-            CloseHandle(fh);
-        }
-    }
-#endif
-    if (!m->file) { /* no mmap here, or it failed (a pipe, an odd file system): read it */
-        m->file = read_file(path, &m->file_size, err);
-        if (!m->file) {
-            free(m);
-            return NULL;
-        }
-        m->file_kind = FILE_MALLOCED;
-    }
+    m->file = m->source.data;
+    m->file_size = m->source.size;
     if (model_init(m, path, err)) {
         clip_model_free(m);
         return NULL;
@@ -598,21 +406,27 @@ void clip_model_free(clip_model *m)
 {
     if (!m) return;
     clip_tokenizer_free(m->tok);
-    free(m->weights_copy);
-    free(m->ws.mem);
-#ifdef CLIP_HAVE_MMAP
-    if (m->file_kind == FILE_MAPPED) munmap((void *)(uintptr_t)m->file, m->file_size);
-#endif
-#ifdef CLIP_HAVE_WINMAP
-    if (m->file_kind == FILE_MAPPED) UnmapViewOfFile(m->file);
-#endif
-    if (m->file_kind == FILE_MALLOCED) free((void *)(uintptr_t)m->file);
-    free(m);
+    clip_free(m->weights_copy);
+    clip_free(m->ws.mem);
+    clip_file_close(&m->source);
+    clip_free(m);
 }
 
 const clip_config *clip_model_config(const clip_model *m)
 {
     return &m->cfg;
+}
+
+void clip_model_set_probe(clip_model *m, clip_probe fn, void *ctx)
+{
+    m->probe = fn;
+    m->probe_ctx = ctx;
+}
+
+/* Show a stage to the probe, if there is one. */
+static void probe(const clip_model *m, const char *stage, int layer, const float *x, int rows, int cols)
+{
+    if (m->probe) m->probe(m->probe_ctx, stage, layer, x, rows, cols);
 }
 
 /* A workspace of at least n floats; the old contents are not kept. */
@@ -621,15 +435,15 @@ static float *ws_reserve(workspace *ws, size_t n, char *err)
     if (n > ws->cap) {
         float *p;
         if (n > SIZE_MAX / sizeof(float)) {
-            set_err(err, "clip: activation buffers too large for this platform");
+            clip_error(err, "clip: activation buffers too large for this platform");
             return NULL;
         }
-        p = (float *)malloc(n * sizeof(float));
+        p = (float *)clip_malloc(n * sizeof(float));
         if (!p) {
-            set_err(err, "clip: out of memory for %llu bytes of activations", (unsigned long long)(n * sizeof(float)));
+            clip_error(err, "clip: out of memory for %llu bytes of activations", (unsigned long long)(n * sizeof(float)));
             return NULL;
         }
-        free(ws->mem);
+        clip_free(ws->mem);
         ws->mem = p;
         ws->cap = n;
     }
@@ -663,35 +477,14 @@ static void layernorm_forward(float *out, const float *in, const float *w, const
     }
 }
 
-/* nn.Linear: out = in @ W^T + bias. W is stored in panels: the output
-   columns in groups of MM_NR, each group a contiguous (in_dim, MM_NR) block,
-   the last one zero-padded (see packed_size). bias may be NULL.
-   The reference version: one output at a time, summing in k order. */
-#define MM_NR PANEL /* output columns per weight panel */
-#define MM_MR 6  /* at most this many input rows per tile: 6 x 64 accumulators fit the vector registers */
+/* nn.Linear: out = in @ W^T + bias, for n rows of in_dim; bias may be NULL.
+   W (out_dim, in_dim) is stored in panels (see "Weights" above): weight_at
+   hides that layout, so the reference reads as PyTorch's definition.
 
-static size_t packed_size(size_t in_dim, size_t out_dim)
-{
-    return in_dim * ((out_dim + MM_NR - 1) / MM_NR * MM_NR);
-}
-
-static void matmul_reference(float *out, const float *in, const float *w, const float *bias, int n, int in_dim,
-                             int out_dim)
-{
-    int r, o, k;
-    for (r = 0; r < n; r++)
-        for (o = 0; o < out_dim; o++) {
-            const float *panel = w + (size_t)(o / MM_NR) * in_dim * MM_NR + o % MM_NR;
-            float acc = bias ? bias[o] : 0.0f;
-            for (k = 0; k < in_dim; k++) acc += in[(size_t)r * in_dim + k] * panel[(size_t)k * MM_NR];
-            out[(size_t)r * out_dim + o] = acc;
-        }
-}
-
-/* What a matmul does with each result before storing it (its epilogue):
-   store it, add it to what is there (a residual connection), or store it
-   through the MLP's activation. */
-enum { MM_STORE, MM_ADD, MM_QUICK_GELU, MM_GELU };
+   What a matmul does with each result before storing it (its epilogue):
+   store it, add it to what is there (a residual connection: out is the
+   residual stream), or store it through the MLP's activation. */
+enum { MM_STORE, MM_RESIDUAL_ADD, MM_QUICK_GELU, MM_GELU };
 
 /* ACT2FN["quick_gelu"]: x * sigmoid(1.702 x); ACT2FN["gelu"]: the exact erf form */
 static float quick_gelu(float x)
@@ -708,7 +501,7 @@ static void epilogue(float *out, const float *acc, int cols, int mode)
 {
     int c;
     switch (mode) {
-    case MM_ADD:
+    case MM_RESIDUAL_ADD:
         for (c = 0; c < cols; c++) out[c] += acc[c];
         break;
     case MM_QUICK_GELU:
@@ -722,22 +515,49 @@ static void epilogue(float *out, const float *acc, int cols, int mode)
     }
 }
 
-/* One mr x MM_NR tile: the same sums in the same k order. It is called with
+/* W[o][k] of nn.Linear's weight, from its panel layout */
+static float weight_at(const float *w, int in_dim, int o, int k)
+{
+    return w[((size_t)(o / PANEL) * in_dim + (size_t)k) * PANEL + (size_t)(o % PANEL)];
+}
+
+/* out[r][o] = bias[o] + sum_k in[r][k] * W[o][k], one output at a time */
+static void matmul_reference(float *out, const float *in, const float *w, const float *bias, int n, int in_dim,
+                             int out_dim, int mode)
+{
+    int r, o, k;
+    for (r = 0; r < n; r++)
+        for (o = 0; o < out_dim; o++) {
+            float acc = bias ? bias[o] : 0.0f;
+            for (k = 0; k < in_dim; k++) acc += in[(size_t)r * in_dim + k] * weight_at(w, in_dim, o, k);
+            epilogue(out + (size_t)r * out_dim + o, &acc, 1, mode);
+        }
+}
+
+/* The fast matmul below computes the reference's sums; a port whose
+   compiler mistranslates it can build with -DCLIP_REFERENCE_OPS=1 to run
+   the reference instead (slowly) and compare. */
+#ifndef CLIP_REFERENCE_OPS
+#define CLIP_REFERENCE_OPS 0
+#endif
+#define MM_MR 6 /* at most this many input rows per tile: 6 x 64 accumulators fit the vector registers */
+
+/* One mr x PANEL tile: bias, then the products in k order. It is called with
    constant mr (4, 5 or 6), so the compiler makes one copy per size with
    fixed loop bounds and keeps the accumulators in vector registers. Rows
    come as pointers (a short last tile repeats a row and drops it). */
 static void matmul_tile(float *const *out, const float *const *in, const float *panel, const float *bias, int in_dim,
                         int cols, int mode, int mr)
 {
-    float acc[MM_MR][MM_NR];
+    float acc[MM_MR][PANEL];
     int r, c, k;
     for (r = 0; r < mr; r++)
-        for (c = 0; c < MM_NR; c++) acc[r][c] = bias[c];
+        for (c = 0; c < PANEL; c++) acc[r][c] = bias[c];
     for (k = 0; k < in_dim; k++) {
-        const float *wk = panel + (size_t)k * MM_NR;
+        const float *wk = panel + (size_t)k * PANEL;
         for (r = 0; r < mr; r++) {
             float a = in[r][k];
-            for (c = 0; c < MM_NR; c++) acc[r][c] += a * wk[c];
+            for (c = 0; c < PANEL; c++) acc[r][c] += a * wk[c];
         }
     }
     for (r = 0; r < mr; r++)
@@ -758,25 +578,31 @@ static int tile_rows(int n)
     return best;
 }
 
+/* matmul_reference's sums, in the same k order, computed in register tiles
+   of mr rows x one 64-column panel, with the epilogue applied on the way out. */
 static void matmul_forward(float *out, const float *in, const float *w, const float *bias, int n, int in_dim,
                            int out_dim, int mode)
 {
-    int mr = tile_rows(n), row_blocks = (n + mr - 1) / mr, panels = (out_dim + MM_NR - 1) / MM_NR, blk;
+    int mr = tile_rows(n), row_blocks = (n + mr - 1) / mr, panels = (out_dim + PANEL - 1) / PANEL, blk;
+    if (CLIP_REFERENCE_OPS) {
+        matmul_reference(out, in, w, bias, n, in_dim, out_dim, mode);
+        return;
+    }
     /* tiles of one panel are adjacent, so a thread streams each panel once;
        tiny products are not worth waking the threads for */
     OMP("omp parallel for schedule(static) if ((size_t)n * in_dim * out_dim > 65536)")
     for (blk = 0; blk < row_blocks * panels; blk++) {
-        int r0 = (blk % row_blocks) * mr, c0 = (blk / row_blocks) * MM_NR, r, c;
-        int cols = out_dim - c0 < MM_NR ? out_dim - c0 : MM_NR;
+        int r0 = (blk % row_blocks) * mr, c0 = (blk / row_blocks) * PANEL, r, c;
+        int cols = out_dim - c0 < PANEL ? out_dim - c0 : PANEL;
         const float *rows_in[MM_MR];
-        float *rows_out[MM_MR], b[MM_NR];
-        const float *panel = w + (size_t)(c0 / MM_NR) * in_dim * MM_NR;
+        float *rows_out[MM_MR], b[PANEL];
+        const float *panel = w + (size_t)(c0 / PANEL) * in_dim * PANEL;
         for (r = 0; r < mr; r++) {
             int rr = r0 + r < n ? r0 + r : n - 1;
             rows_in[r] = in + (size_t)rr * in_dim;
             rows_out[r] = r0 + r < n ? out + (size_t)(r0 + r) * out_dim + c0 : NULL;
         }
-        for (c = 0; c < MM_NR; c++) b[c] = bias && c < cols ? bias[c0 + c] : 0.0f;
+        for (c = 0; c < PANEL; c++) b[c] = bias && c < cols ? bias[c0 + c] : 0.0f;
         if (mr == 6)
             matmul_tile(rows_out, rows_in, panel, b, in_dim, cols, mode, 6);
         else if (mr == 5)
@@ -786,11 +612,11 @@ static void matmul_forward(float *out, const float *in, const float *w, const fl
     }
 }
 
-/* x += y */
-static void residual_forward(float *x, const float *y, size_t n)
+/* CLIPVisionEmbeddings: embeddings + self.position_embedding(self.position_ids), over n rows of dim */
+static void add_position_embedding(float *x, const float *pos, int n, int dim)
 {
     size_t i;
-    for (i = 0; i < n; i++) x[i] += y[i];
+    for (i = 0; i < (size_t)n * dim; i++) x[i] += pos[i];
 }
 
 /* CLIPAttention's core: softmax(q k^T * head_dim^-0.5 [+ causal mask]) v for
@@ -848,31 +674,38 @@ static size_t encoder_scratch(int n, int dim, int mlp, int heads, int seq)
     return (size_t)n * dim * 5 + (size_t)n * mlp + (size_t)heads * n * seq;
 }
 
-/* CLIPEncoderLayer, pre-norm:
-     x = x + out_proj(attention(layer_norm1(x)))
-     x = x + fc2(act(fc1(layer_norm2(x))))
-   on n rows that may pack several independent sequences (first/last: the
-   rows each row may attend to, as attention_forward takes them; seq: the
-   longest sequence). */
-static void encoder_forward(float *x, float *scratch, const encoder_weights *w, int layers, int n, int dim, int mlp,
-                            int heads, int act, float eps, int causal, const int *first, const int *last, int seq)
+/* CLIPEncoder: layers of CLIPEncoderLayer (pre-norm, two residual
+   connections each) on n rows that may pack several independent sequences
+   (first/last: the rows each row may attend to, as attention_forward takes
+   them; seq: the longest sequence). x is the residual stream, updated in
+   place; each layer's output goes to the probe as stage[layer]. */
+static void encoder_forward(const clip_model *m, const char *stage, float *x, float *scratch,
+                            const encoder_weights *w, int layers, int n, int dim, int mlp, int heads, int act, float eps,
+                            int causal, const int *first, const int *last, int seq)
 {
     float *xb = scratch;
     float *qkv = xb + (size_t)n * dim;
     float *attn = qkv + (size_t)n * dim * 3;
     float *h = attn + (size_t)n * dim;
     float *att = h + (size_t)n * mlp;
-    int l;
+    int mlp_act = act == CLIP_ACT_QUICK_GELU ? MM_QUICK_GELU : MM_GELU, l;
     for (l = 0; l < layers; l++) {
         size_t D = (size_t)dim, M = (size_t)mlp;
+        /* residual = hidden_states; hidden_states = self.layer_norm1(hidden_states) */
         layernorm_forward(xb, x, w->ln1_w + l * D, w->ln1_b + l * D, n, dim, eps);
+        /* self.q_proj, self.k_proj, self.v_proj (hidden_states): one matmul, q | k | v */
         matmul_forward(qkv, xb, w->wqkv + l * packed_size(D, 3 * D), w->bqkv + l * D * 3, n, dim, 3 * dim, MM_STORE);
+        /* softmax(q @ k^T * scale [+ causal_attention_mask]) @ v, per head */
         attention_forward(attn, qkv, att, n, dim, heads, causal, first, last, seq);
-        matmul_forward(x, attn, w->wo + l * packed_size(D, D), w->bo + l * D, n, dim, dim, MM_ADD);
+        /* hidden_states = residual + self.out_proj(attn_output) */
+        matmul_forward(x, attn, w->wo + l * packed_size(D, D), w->bo + l * D, n, dim, dim, MM_RESIDUAL_ADD);
+        /* residual = hidden_states; hidden_states = self.layer_norm2(hidden_states) */
         layernorm_forward(xb, x, w->ln2_w + l * D, w->ln2_b + l * D, n, dim, eps);
-        matmul_forward(h, xb, w->w1 + l * packed_size(D, M), w->b1 + l * M, n, dim, mlp,
-                       act == CLIP_ACT_QUICK_GELU ? MM_QUICK_GELU : MM_GELU);
-        matmul_forward(x, h, w->w2 + l * packed_size(M, D), w->b2 + l * D, n, mlp, dim, MM_ADD);
+        /* CLIPMLP: self.activation_fn(self.fc1(hidden_states)) */
+        matmul_forward(h, xb, w->w1 + l * packed_size(D, M), w->b1 + l * M, n, dim, mlp, mlp_act);
+        /* hidden_states = residual + self.fc2(hidden_states) */
+        matmul_forward(x, h, w->w2 + l * packed_size(M, D), w->b2 + l * D, n, mlp, dim, MM_RESIDUAL_ADD);
+        probe(m, stage, l, x, n, dim);
     }
 }
 
@@ -889,7 +722,7 @@ int clip_encode_image(clip_model *m, const clip_image *crop, float *features, ch
     float *x, *patches, *scratch, *pooled, *mem;
     size_t need;
     if (!crop || !crop->rgb || crop->width != S || crop->height != S) {
-        set_err(err, "clip: the image to encode must be %dx%d (run clip_preprocess first), got %dx%d", S, S,
+        clip_error(err, "clip: the image to encode must be %dx%d (run clip_preprocess first), got %dx%d", S, S,
                 crop ? crop->width : 0, crop ? crop->height : 0);
         return -1;
     }
@@ -917,13 +750,18 @@ int clip_encode_image(clip_model *m, const clip_image *crop, float *features, ch
     /* CLIPVisionEmbeddings: [class_embedding; patch_embedding(pixels)] + position_embedding */
     memcpy(x, w->class_emb, (size_t)D * sizeof(float));
     matmul_forward(x + D, patches, w->patch_w, NULL, n - 1, patch_len, D, MM_STORE);
-    residual_forward(x, w->pos_emb, (size_t)n * D);
+    add_position_embedding(x, w->pos_emb, n, D);
+    /* hidden_states = self.pre_layrnorm(hidden_states) */
     layernorm_forward(x, x, w->pre_ln_w, w->pre_ln_b, n, D, c->vision_eps);
-    encoder_forward(x, scratch, &w->enc, c->vision_layers, n, D, c->vision_mlp, c->vision_heads, c->vision_act,
-                    c->vision_eps, 0, NULL, NULL, n);
-    /* pooled_output = post_layernorm(last_hidden_state[:, 0, :]) */
+    probe(m, "vision.embeddings", -1, x, n, D);
+    encoder_forward(m, "vision.layer", x, scratch, &w->enc, c->vision_layers, n, D, c->vision_mlp, c->vision_heads,
+                    c->vision_act, c->vision_eps, 0, NULL, NULL, n);
+    /* pooled_output = self.post_layernorm(last_hidden_state[:, 0, :]) */
     layernorm_forward(pooled, x, w->post_ln_w, w->post_ln_b, 1, D, c->vision_eps);
+    probe(m, "vision.pooled", -1, pooled, 1, D);
+    /* image_embeds = self.visual_projection(pooled_output) */
     matmul_forward(features, pooled, w->proj, NULL, 1, D, c->projection_dim, MM_STORE);
+    probe(m, "vision.features", -1, features, 1, c->projection_dim);
     return 0;
 }
 
@@ -945,9 +783,9 @@ static int encode_text_batch(clip_model *m, const int32_t *ids, const int *seg, 
         if (seg[t] > max_len) max_len = seg[t];
     }
     /* each row attends to the rows of its own text, up to itself */
-    span = (int *)malloc((size_t)rows * 2 * sizeof(int));
+    span = (int *)clip_malloc((size_t)rows * 2 * sizeof(int));
     if (!span) {
-        set_err(err, "clip: out of memory");
+        clip_error(err, "clip: out of memory");
         return -1;
     }
     for (t = 0, row = 0; t < n_texts; t++)
@@ -958,7 +796,7 @@ static int encode_text_batch(clip_model *m, const int32_t *ids, const int *seg, 
     need = (size_t)rows * D + (size_t)n_texts * D + encoder_scratch(rows, D, c->text_mlp, c->text_heads, max_len);
     mem = ws_reserve(&m->ws, need, err);
     if (!mem) {
-        free(span);
+        clip_free(span);
         return -1;
     }
     x = mem;
@@ -972,15 +810,19 @@ static int encode_text_batch(clip_model *m, const int32_t *ids, const int *seg, 
             int d;
             for (d = 0; d < D; d++) xr[d] = te[d] + pe[d];
         }
-    encoder_forward(x, scratch, &w->enc, c->text_layers, rows, D, c->text_mlp, c->text_heads, c->text_act,
-                    c->text_eps, 1, span, span + rows, max_len);
-    free(span);
+    probe(m, "text.embeddings", -1, x, rows, D);
+    encoder_forward(m, "text.layer", x, scratch, &w->enc, c->text_layers, rows, D, c->text_mlp, c->text_heads,
+                    c->text_act, c->text_eps, 1, span, span + rows, max_len);
+    clip_free(span);
     /* final_layer_norm at each sequence's <|endoftext|> (its last row), then text_projection */
     for (t = 0, row = 0; t < n_texts; t++) {
         row += (size_t)seg[t];
         layernorm_forward(pooled + (size_t)t * D, x + (row - 1) * D, w->final_ln_w, w->final_ln_b, 1, D, c->text_eps);
     }
+    probe(m, "text.pooled", -1, pooled, n_texts, D);
+    /* text_embeds = self.text_projection(pooled_output) */
     matmul_forward(features, pooled, w->proj, NULL, n_texts, D, c->projection_dim, MM_STORE);
+    probe(m, "text.features", -1, features, n_texts, c->projection_dim);
     return 0;
 }
 
@@ -997,13 +839,13 @@ int clip_encode_text(clip_model *m, const int32_t *ids, const int *lens, int n_t
             const int32_t *tid = ids + (size_t)(t0 + t) * stride;
             int len = lens[t0 + t];
             if (len < 1 || len > c->context_length || len > stride) {
-                set_err(err, "clip: text %d has %d tokens; 1..%d allowed", t0 + t, len, c->context_length);
+                clip_error(err, "clip: text %d has %d tokens; 1..%d allowed", t0 + t, len, c->context_length);
                 return -1;
             }
             seg[t] = len;
             for (i = 0; i < len; i++) {
                 if (tid[i] < 0 || tid[i] >= c->vocab_size) {
-                    set_err(err, "clip: text %d: token id %ld is outside the vocabulary (0..%d)", t0 + t,
+                    clip_error(err, "clip: text %d: token id %ld is outside the vocabulary (0..%d)", t0 + t,
                             (long)tid[i], c->vocab_size - 1);
                     return -1;
                 }
@@ -1047,14 +889,14 @@ int clip_split_labels(const char *text, size_t len, size_t **spans, char *err)
             size_t *ns;
             cap = cap ? cap * 2 : 16;
             if (cap > (size_t)INT_MAX || cap > SIZE_MAX / (2 * sizeof(size_t))) {
-                free(sp);
-                set_err(err, "clip: too many labels");
+                clip_free(sp);
+                clip_error(err, "clip: too many labels");
                 return -1;
             }
-            ns = (size_t *)realloc(sp, cap * 2 * sizeof(size_t));
+            ns = (size_t *)clip_realloc(sp, cap * 2 * sizeof(size_t));
             if (!ns) {
-                free(sp);
-                set_err(err, "clip: out of memory for the labels");
+                clip_free(sp);
+                clip_error(err, "clip: out of memory for the labels");
                 return -1;
             }
             sp = ns;
@@ -1123,19 +965,8 @@ int clip_preprocess_data(const clip_model *m, const unsigned char *data, size_t 
 int clip_tokenize(const clip_model *m, const char *text, size_t len, int32_t *ids, int max_ids, char *err)
 {
     int n = clip_tokenizer_encode(m->tok, text, len, ids, max_ids);
-    if (n < 0) set_err(err, "clip: out of memory while tokenizing");
+    if (n < 0) clip_error(err, "clip: out of memory while tokenizing");
     return n;
-}
-
-/* Exposed for the tests (test/test_ops.c): the fast matmul against the
-   reference one. */
-void clip_internal_matmul(float *out, const float *in, const float *w, const float *bias, int n, int in_dim,
-                          int out_dim, int reference)
-{
-    if (reference)
-        matmul_reference(out, in, w, bias, n, in_dim, out_dim);
-    else
-        matmul_forward(out, in, w, bias, n, in_dim, out_dim, MM_STORE);
 }
 
 /* ------------------------------------------------------------------------
@@ -1149,6 +980,7 @@ static const char usage_text[] =
     "       clip tokenize MODEL [TEXT]          token ids (all of stdin when TEXT is absent)\n"
     "       clip preprocess MODEL IMAGE OUT.ppm the crop the model sees\n"
     "       clip decode IMAGE OUT.ppm           the decoded image\n"
+    "       clip selftest                       check this build against built-in reference values\n"
     "\n"
     "MODEL is a weights file from export_weights.py; IMAGE a JPEG or PPM/PGM;\n"
     "LABELS a UTF-8 text file, one label per line.\n"
@@ -1175,7 +1007,7 @@ static void usage_error(const char *fmt, const char *arg)
 
 static void *xmalloc(size_t n)
 {
-    void *p = malloc(n ? n : 1);
+    void *p = clip_malloc(n);
     if (!p) die("clip: out of memory");
     return p;
 }
@@ -1235,7 +1067,7 @@ static void print_floats(FILE *f, const float *v, int n)
 static char *slurp(FILE *f, size_t *len, const char *what)
 {
     char err[CLIP_ERR_SIZE];
-    unsigned char *buf = read_stream(f, len, what, err);
+    unsigned char *buf = clip_read_stream(f, len, what, err);
     if (!buf) die(err);
     return (char *)buf;
 }
@@ -1274,8 +1106,8 @@ static label_list read_labels(const char *path)
         memcpy(L.text[i], buf + spans[2 * i], L.len[i]);
         L.text[i][L.len[i]] = 0;
     }
-    free(spans);
-    free(buf);
+    clip_free(spans);
+    clip_free(buf);
     return L;
 }
 
@@ -1452,20 +1284,20 @@ static int cmd_classify(cli_options *o)
         }
     }
     for (i = 0; i < L.n; i++) {
-        if (o->template_) free(texts[i]);
-        free(L.text[i]);
+        if (o->template_) clip_free(texts[i]);
+        clip_free(L.text[i]);
     }
-    free(L.text);
-    free(L.len);
-    free(texts);
-    free(tlens);
-    free(counts);
-    free(ids);
-    free(img_f);
-    free(txt_f);
-    free(logits);
-    free(probs);
-    free(order);
+    clip_free(L.text);
+    clip_free(L.len);
+    clip_free(texts);
+    clip_free(tlens);
+    clip_free(counts);
+    clip_free(ids);
+    clip_free(img_f);
+    clip_free(txt_f);
+    clip_free(logits);
+    clip_free(probs);
+    clip_free(order);
     clip_image_free(&crop);
     clip_model_free(m);
     return 0;
@@ -1489,9 +1321,9 @@ static int cmd_embed(cli_options *o)
         f = (float *)xmalloc((size_t)n * E * sizeof(float));
         if (clip_encode_text(m, ids, counts, n, m->cfg.context_length, f, err)) die(err);
         for (i = 0; i < n; i++) print_floats(stdout, f + (size_t)i * E, E);
-        free(counts);
-        free(lens);
-        free(ids);
+        clip_free(counts);
+        clip_free(lens);
+        clip_free(ids);
     } else {
         f = (float *)xmalloc((size_t)E * sizeof(float));
         for (i = 1; i < o->nargs; i++) {
@@ -1502,7 +1334,7 @@ static int cmd_embed(cli_options *o)
             clip_image_free(&crop);
         }
     }
-    free(f);
+    clip_free(f);
     clip_model_free(m);
     return 0;
 }
@@ -1529,8 +1361,8 @@ static int cmd_tokenize(cli_options *o)
     putchar('[');
     for (i = 0; i < n; i++) printf("%s%ld", i ? ", " : "", (long)ids[i]);
     printf("]\n");
-    free(ids);
-    free(text);
+    clip_free(ids);
+    clip_free(text);
     clip_model_free(m);
     return 0;
 }
@@ -1560,31 +1392,36 @@ static int cmd_decode(cli_options *o)
     return 0;
 }
 
+static void print_line(void *ctx, const char *line)
+{
+    (void)ctx;
+    printf("%s\n", line);
+}
+
+static int cmd_selftest(void)
+{
+    char err[CLIP_ERR_SIZE];
+    if (clip_selftest(print_line, NULL, err)) {
+        fflush(stdout);
+        fprintf(stderr, "clip: selftest: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     cli_options o;
-    const char *cmd = argc > 1 ? argv[1] : "";
-#ifdef _WIN32
-    /* argv is in the ANSI code page, which loses most of Unicode: rebuild it
-       as UTF-8 from the UTF-16 command line */
-    {
-        int wargc, i;
-        wchar_t **wargv = CommandLineToArgvW(GetCommandLineW(), &wargc);
-        if (wargv && wargc == argc) {
-            for (i = 0; i < argc; i++) {
-                int n = WideCharToMultiByte(CP_UTF8, 0, wargv[i], -1, NULL, 0, NULL, NULL);
-                char *u = n > 0 ? (char *)malloc((size_t)n) : NULL;
-                if (u && WideCharToMultiByte(CP_UTF8, 0, wargv[i], -1, u, n, NULL, NULL) > 0) argv[i] = u;
-            }
-            cmd = argc > 1 ? argv[1] : "";
-        }
-    }
-    _setmode(_fileno(stdin), _O_BINARY);
-    _setmode(_fileno(stdout), _O_BINARY);
-#endif
+    const char *cmd;
+    clip_utf8_args(argc, argv);
     if (argc < 2) {
         fputs(usage_text, stderr);
         return 2;
+    }
+    cmd = argv[1];
+    if (!strcmp(cmd, "selftest")) {
+        if (argc != 2) usage_error("selftest takes no arguments%s", "");
+        return cmd_selftest();
     }
     if (!strcmp(cmd, "embed") || !strcmp(cmd, "tokenize") || !strcmp(cmd, "preprocess") || !strcmp(cmd, "decode")) {
         parse_options(&o, argc, argv, 2);

@@ -131,7 +131,7 @@ int clip_tokenize(const clip_model *m, const char *text, size_t len, int32_t *id
 /* Split a labels file: one label per line; a leading UTF-8 BOM is ignored,
    CR and surrounding whitespace are stripped, blank lines are skipped.
    Returns the number of labels n (or -1); *spans gets 2n offsets: label i is
-   text[spans[2i] .. spans[2i] + spans[2i+1]). free() *spans. */
+   text[spans[2i] .. spans[2i] + spans[2i+1]). Release *spans with clip_free. */
 int clip_split_labels(const char *text, size_t len, size_t **spans, char *err);
 
 /* ---- encoders ---- */
@@ -146,12 +146,49 @@ int clip_encode_image(clip_model *m, const clip_image *crop, float *features, ch
 int clip_encode_text(clip_model *m, const int32_t *ids, const int *lens, int n, int stride, float *features,
                      char *err);
 
+/* ---- memory ----
+
+   The allocation hook: every allocation of the library goes through these
+   three, which behave as malloc, realloc and free (and may be used to free
+   what the library hands out, such as clip_split_labels' spans). They call
+   the C library's; a build with -DCLIP_CUSTOM_ALLOC leaves them out, and
+   the program defines them itself (an arena, an RTOS heap). */
+void *clip_malloc(size_t n);
+void *clip_realloc(void *p, size_t n);
+void clip_free(void *p);
+
 /* ---- files ---- */
 
 /* fopen for a UTF-8 path, which is what every path in this API is: on
    Windows it goes through _wfopen (a path that is not valid UTF-8 is passed
    to fopen as it is). */
 FILE *clip_fopen(const char *path, const char *mode);
+
+/* ---- inspection ----
+
+   A probe sees every stage of a forward pass as it is computed, for tests,
+   the self-check and a porter hunting a divergence. stage is one of
+   "vision.embeddings" (after pre_layrnorm: the encoder's input),
+   "vision.layer" (each encoder layer's output; layer = 0, 1, ...),
+   "vision.pooled" (post_layernorm of the class token), "vision.features",
+   and the same four for "text." ("text.embeddings" is token + position
+   embeddings; the texts of one clip_encode_text batch come packed as
+   consecutive rows, each up to its first <|endoftext|>; "text.pooled" has
+   one row per text). layer is -1 except for the layers. x is rows x cols,
+   valid during the call only. fn = NULL (the default) turns it off. */
+typedef void (*clip_probe)(void *ctx, const char *stage, int layer, const float *x, int rows, int cols);
+void clip_model_set_probe(clip_model *m, clip_probe fn, void *ctx);
+
+/* ---- self-check ----
+
+   Runs the built-in tiny model (generated with the project's tools, its
+   reference values from the float64 reference) through every stage:
+   tokenizer ids, a built-in JPEG decoded and preprocessed, each layer of
+   both towers, the features and the zero-shot logits. report (may be
+   NULL) gets one line of text per stage. Returns 0 when every stage agrees
+   within its tolerance, -1 otherwise, with the first stage that diverged
+   (and by how much) in err. */
+int clip_selftest(void (*report)(void *ctx, const char *line), void *ctx, char *err);
 
 /* ---- similarity ---- */
 

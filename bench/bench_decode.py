@@ -13,7 +13,7 @@ decode + Hugging Face's resize + center crop). Two test images: a baseline
 4:2:0 q90 JPEG (what cameras write) and its progressive twin.
 
 Without --model a random ViT-B/32 is generated and exported (needs
-../shared/fixtures/vocab for its tokenizer); needs cjpeg/djpeg
+data/bpe_simple_vocab_16e6.txt.gz for its tokenizer); needs cjpeg/djpeg
 (libjpeg-turbo-progs), numpy and Pillow."""
 import argparse
 import json
@@ -61,9 +61,7 @@ os.remove(src)
 model = args.model
 if not model:
     from make_checkpoint import random_clip
-    vocab = os.path.join(ROOT, "..", "shared", "fixtures", "vocab", "bpe_simple_vocab_16e6.txt.gz")
-    if not os.path.exists(vocab):
-        sys.exit("without --model, bench_decode.py needs ../shared/fixtures/vocab to build a ViT-B/32")
+    vocab = os.path.join(ROOT, "data", "bpe_simple_vocab_16e6.txt.gz")
     model = os.path.join(tmp, "b32.bin")
     subprocess.run([sys.executable, os.path.join(ROOT, "export_weights.py"), "-q",
                     random_clip(os.path.join(tmp, "ckpt"), "ViT-B-32"), model, "--tokenizer", vocab], check=True)

@@ -141,9 +141,7 @@ def main():
     try:
         folder = random_clip(os.path.join(tmp, "ckpt"), args.model)
         blob = os.path.join(tmp, "model.bin")
-        vocab = os.path.join(ROOT, "..", "shared", "fixtures", "vocab", "bpe_simple_vocab_16e6.txt.gz")
-        if not os.path.exists(vocab):
-            sys.exit("bench_model.py needs ../shared/fixtures/vocab for the tokenizer of the random checkpoint")
+        vocab = os.path.join(ROOT, "data", "bpe_simple_vocab_16e6.txt.gz")
         subprocess.run([sys.executable, os.path.join(ROOT, "export_weights.py"), "-q", folder, blob, "--tokenizer", vocab],
                        check=True)
         try:

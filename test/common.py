@@ -1,5 +1,17 @@
-"""Helpers shared by the Python tests: paths, running ./clip, checks."""
+"""Helpers shared by the Python tests: paths (the data committed with the
+project, ../shared's reference fixtures when present), the generated tiny
+models, running ./clip, checks.
+
+A test program exits 0 when every check passed, 1 when one failed, and 77
+(SKIP) when it could not run at all (it prints a line starting with SKIPPED
+and the reason). A part of a program that cannot run prints such a line
+and the rest runs; test/run.sh counts both kinds (see test/README.md).
+
+    python3 test/common.py model tiny-gelu    # prints the path of a generated model's weights file
+"""
+import hashlib
 import os
+import shutil
 import subprocess
 import sys
 
@@ -7,20 +19,47 @@ import numpy as np
 
 TEST = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TEST)
+# ../shared: reference data CI has beside the checkout (Hugging Face's outputs)
 SHARED = os.environ.get("CLIP_SHARED", os.path.join(ROOT, "..", "shared"))
 FIX = os.path.join(SHARED, "fixtures")
-OUT = os.path.join(TEST, "out")
+HAVE_FIX = os.path.isdir(FIX)
+# committed with the project (provenance in data/README.md, test/data/README.md)
+VOCAB = os.path.join(ROOT, "data", "bpe_simple_vocab_16e6.txt.gz")
+IMAGES = os.path.join(TEST, "data", "images")
+CASES = os.path.join(TEST, "data", "tokenizer_cases.json")
+OUT = os.environ.get("CLIP_TEST_OUT", os.path.join(TEST, "out"))
 CLIP = os.path.abspath(os.environ.get("CLIP", os.path.join(ROOT, "clip")))
 PYTHON = sys.executable
+SKIP = 77
 os.makedirs(OUT, exist_ok=True)
+sys.path.insert(0, TEST)
 
 _results = {"passed": 0, "failed": 0}
+NO_FIX = "../shared/fixtures is absent (it ships with CI, not with the repository)"
+
+
+def skip(name, why):
+    """The whole program cannot run: say why, exit 77."""
+    print(f"SKIPPED {name}: {why}")
+    sys.exit(SKIP)
 
 
 def need_fixtures(name):
-    if not os.path.isdir(FIX):
-        print(f"SKIPPED {name}: ../shared/fixtures is absent (it ships with CI, not with the repository)")
-        sys.exit(0)
+    """For programs that need nothing but ../shared's Hugging Face outputs."""
+    if not HAVE_FIX:
+        skip(name, NO_FIX)
+
+
+def skipped(what, why):
+    """One part of a program cannot run; the rest goes on."""
+    print(f"SKIPPED {what}: {why}")
+
+
+def fixtures_part(what):
+    """True when ../shared is there; otherwise prints that `what` is skipped."""
+    if not HAVE_FIX:
+        skipped(what, NO_FIX)
+    return HAVE_FIX
 
 
 def check(ok, what):
@@ -50,19 +89,27 @@ def export(src, out, *extra):
     return out
 
 
-def blob_336():
-    """A weights file whose preprocessing is 336 px (no tiny fixture model
-    has it): a small random checkpoint, exported with the fixtures' vocab."""
-    from make_checkpoint import random_clip
-    folder = random_clip(os.path.join(OUT, "ckpt-336"), "tiny-336", seed=7)
-    return export(folder, os.path.join(OUT, "tiny-336.bin"), "--tokenizer",
-                  os.path.join(FIX, "vocab", "bpe_simple_vocab_16e6.txt.gz"))
-
-
 def arrays(stdout):
     """clip embed output: one JSON array per line."""
     import json
     return np.array([json.loads(l) for l in stdout.decode().splitlines() if l.strip()])
+
+
+# ---------------------------------------------------------------------------
+# Test images (test/data/images) and their crops
+
+def image(name):
+    """A committed test image (see test/data/README.md)."""
+    path = os.path.join(IMAGES, name)
+    if not os.path.exists(path):
+        raise FileNotFoundError(path)
+    return path
+
+
+def image_names(ext=None):
+    """The committed test images, sorted; ext: ".jpg" or (".ppm", ".pgm")."""
+    names = sorted(n for n in os.listdir(IMAGES) if n.endswith((".jpg", ".ppm", ".pgm")))
+    return [n for n in names if ext is None or n.endswith(ext)]
 
 
 def hf_crop(img, size):
@@ -81,7 +128,158 @@ def hf_crop(img, size):
     return a[top:top + size, left:left + size]
 
 
+def have_pillow():
+    try:
+        import PIL  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def need_pillow(name):
+    """For programs whose expected values come from Pillow."""
+    if not have_pillow():
+        skip(name, "Pillow is not installed (apt-get install python3-pil); the expected images are made with it")
+
+
+def crop_array(path, size):
+    """The S x S uint8 RGB image the model sees for the image file at path,
+    as Hugging Face's processor makes it (Pillow decodes, converts to RGB,
+    resizes and crops)."""
+    need_pillow(os.path.basename(sys.argv[0]))
+    from PIL import Image
+    with Image.open(path) as im:
+        return np.ascontiguousarray(hf_crop(im.convert("RGB"), size))
+
+
+def crop(name, size):
+    """A binary PPM of crop_array for the committed image name (or a path),
+    made once per run. Without Pillow, ../shared's fixture
+    crop of the same image when there is one; else the program is skipped."""
+    path = name if os.sep in name else image(name)
+    base = os.path.basename(path)
+    out = os.path.join(OUT, "crops", str(size), base + ".ppm")
+    if (path, size) in _crops:
+        return out
+    if not have_pillow():
+        fixture = os.path.join(FIX, "pixels", str(size), base + ".ppm")
+        if os.path.exists(fixture):
+            return fixture
+        need_pillow(os.path.basename(sys.argv[0]))
+    from PIL import Image
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    Image.fromarray(crop_array(path, size), "RGB").save(out + ".tmp", format="PPM")
+    os.replace(out + ".tmp", out)
+    _crops.add((path, size))
+    return out
+
+
+_crops = set()
+
+
+# ---------------------------------------------------------------------------
+# Generated models: random weights of the fixture models' shapes, made with
+# test/make_checkpoint.py and exported with export_weights.py, their
+# tokenizer the committed OpenAI merges. Cached in OUT/models, rebuilt when
+# make_checkpoint.py, export_weights.py or the vocabulary change.
+
+TINY = {
+    # like ../shared/fixtures/models/tiny-quickgelu: 224 px, patch 32, widths 64 / 32, quick_gelu
+    "tiny-quickgelu": dict(seed=101, act="quick_gelu"),
+    # like ../shared/fixtures/models/tiny-gelu: 64 px, patch 16, widths 48 / 40, 3 / 5 heads, 3 layers, gelu
+    "tiny-gelu": dict(seed=102, act="gelu"),
+    # the 336 px preprocessing (no tiny fixture has it)
+    "tiny-336": dict(seed=7, act="quick_gelu"),
+}
+LAYOUTS = ("hf", "legacy", "openclip")
+
+
+def _key(*parts):
+    h = hashlib.sha256(repr(parts).encode())
+    for f in (os.path.join(TEST, "make_checkpoint.py"), os.path.join(ROOT, "export_weights.py"), VOCAB):
+        with open(f, "rb") as fh:
+            h.update(fh.read())
+    return h.hexdigest()[:16]
+
+
+def tiny_model(name, layout="hf"):
+    """(folder, weights file) of a generated tiny model. layout "hf": a
+    Hugging Face folder as transformers 5 saves it (config.json,
+    model.safetensors, tokenizer.json, processor_config.json); "legacy": the
+    same weights in the older layout (merges.txt, vocab.json,
+    preprocessor_config.json, position_ids buffers, eos 2); "openclip": the
+    same weights as an open_clip checkpoint (exported with --tokenizer and
+    the committed vocabulary). test/reference.py reads the "hf" folder."""
+    import make_checkpoint as mc
+    if layout not in LAYOUTS:
+        raise ValueError(layout)
+    base = os.path.join(OUT, "models")
+    stem = name if layout == "hf" else f"{name}-{layout}"
+    folder, blob, stamp = (os.path.join(base, stem), os.path.join(base, stem + ".bin"),
+                           os.path.join(base, stem + ".key"))
+    key = _key(name, layout, TINY[name])
+    if os.path.exists(blob) and os.path.isdir(folder) and os.path.exists(stamp):
+        with open(stamp) as f:
+            if f.read() == key:
+                return folder, blob
+    if layout != "hf":
+        src = tiny_model(name, "hf")[0]
+    shutil.rmtree(folder, ignore_errors=True)
+    for f in (blob, stamp):
+        if os.path.exists(f):
+            os.unlink(f)
+    tmp = folder + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    extra = []
+    if layout == "hf":
+        mc.random_clip(tmp, name, seed=TINY[name]["seed"], act=TINY[name]["act"])
+        mc.add_hf_files(tmp, VOCAB)
+    elif layout == "legacy":
+        mc.legacy_layout(src, tmp, VOCAB)
+    else:
+        mc.openclip_layout(src, tmp)
+        extra = ["--tokenizer", VOCAB]
+    os.rename(tmp, folder)
+    export(folder, blob + ".tmp", *extra)
+    os.replace(blob + ".tmp", blob)
+    with open(stamp, "w") as f:
+        f.write(key)
+    return folder, blob
+
+
+def blob_336():
+    """A weights file whose preprocessing is 336 px (no tiny fixture model
+    has it): a small random checkpoint, exported with the committed vocab."""
+    return tiny_model("tiny-336")[1]
+
+
+def blob_for(size):
+    """A generated weights file whose image size is 224, 64 or 336."""
+    return tiny_model({224: "tiny-quickgelu", 64: "tiny-gelu", 336: "tiny-336"}[size])[1]
+
+
+# ---------------------------------------------------------------------------
+# The project's build
+
+def sources():
+    """The library + command line sources, as the Makefile lists them
+    (`make sources`), relative to ROOT."""
+    p = subprocess.run(["make", "-s", "--no-print-directory", "-C", ROOT, "sources"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+    names = p.stdout.decode().split()
+    if p.returncode != 0 or not names or not all(n.endswith(".c") for n in names):
+        raise RuntimeError(f"make sources: exit {p.returncode}, {p.stdout.decode()!r} {p.stderr.decode()[-300:]}")
+    return names
+
+
 def finish(name):
     p, f = _results["passed"], _results["failed"]
     print(f"{name}: {p} passed, {f} failed")
     sys.exit(1 if f else 0)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) in (3, 4) and sys.argv[1] == "model" and sys.argv[2] in TINY:
+        print(tiny_model(sys.argv[2], *sys.argv[3:])[1])
+    else:
+        sys.exit("usage: common.py model {" + ",".join(TINY) + "} [" + "|".join(LAYOUTS) + "]")

@@ -39,7 +39,9 @@ class Reference:
         erf = np.vectorize(math.erf)
         return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
 
-    def encoder(self, prefix, x, cfg, causal):
+    def encoder(self, prefix, x, cfg, causal, layers=None):
+        """The encoder layers on x (n, d); layers, when a list, gets each
+        layer's output."""
         n, d = x.shape
         h = cfg["num_attention_heads"]
         hd = d // h
@@ -60,6 +62,8 @@ class Reference:
             x = x + lin(a, "self_attn.out_proj")
             y = self.layernorm(x, self.w(p + "layer_norm2.weight"), self.w(p + "layer_norm2.bias"), eps)
             x = x + lin(self.act(lin(y, "mlp.fc1"), cfg["hidden_act"]), "mlp.fc2")
+            if layers is not None:
+                layers.append(x)
         return x
 
     def pixels(self, rgb):
@@ -69,7 +73,10 @@ class Reference:
         std = np.array(self.pp["std"], dtype=np.float32)
         return ((x - mean) / std).transpose(2, 0, 1)
 
-    def image_features(self, rgb):
+    def image_stages(self, rgb):
+        """Every stage of the vision tower on a uint8 (S, S, 3) crop, in
+        forward order, as clip.c's probe names them: a list of (stage, layer,
+        float64 array of rows x cols)."""
         v = self.v
         x = self.pixels(rgb).astype(np.float64)
         P, D = v["patch_size"], v["hidden_size"]
@@ -80,23 +87,56 @@ class Reference:
         x = x + self.w("vision_model.embeddings.position_embedding.weight")
         eps = v["layer_norm_eps"]
         x = self.layernorm(x, self.w("vision_model.pre_layrnorm.weight"), self.w("vision_model.pre_layrnorm.bias"), eps)
-        x = self.encoder("vision_model", x, v, False)
+        stages = [("vision.embeddings", -1, x)]
+        layers = []
+        x = self.encoder("vision_model", x, v, False, layers)
+        stages += [("vision.layer", i, y) for i, y in enumerate(layers)]
         self.last_hidden = x
         pooled = self.layernorm(x[0], self.w("vision_model.post_layernorm.weight"),
                                 self.w("vision_model.post_layernorm.bias"), eps)
-        return pooled @ self.w("visual_projection.weight").T
+        stages.append(("vision.pooled", -1, pooled[None]))
+        stages.append(("vision.features", -1, (pooled @ self.w("visual_projection.weight").T)[None]))
+        return stages
 
-    def text_features(self, ids):
+    def image_features(self, rgb):
+        return self.image_stages(rgb)[-1][2][0]
+
+    def text_stages(self, ids):
+        """Every stage of the text tower on one id sequence, as image_stages.
+        The sequence runs up to its first <|endoftext|> (the rest cannot reach
+        the pooled row through causal attention), as clip.c runs it."""
         t = self.t
         ids = np.asarray(ids)
         eot = int(np.argmax(ids == t["vocab_size"] - 1)) if (ids == t["vocab_size"] - 1).any() else len(ids) - 1
         ids = ids[:eot + 1]
         x = self.w("text_model.embeddings.token_embedding.weight")[ids]
         x = x + self.w("text_model.embeddings.position_embedding.weight")[:len(ids)]
-        x = self.encoder("text_model", x, t, True)
+        stages = [("text.embeddings", -1, x)]
+        layers = []
+        x = self.encoder("text_model", x, t, True, layers)
+        stages += [("text.layer", i, y) for i, y in enumerate(layers)]
         pooled = self.layernorm(x[eot], self.w("text_model.final_layer_norm.weight"),
                                 self.w("text_model.final_layer_norm.bias"), t["layer_norm_eps"])
-        return pooled @ self.w("text_projection.weight").T
+        stages.append(("text.pooled", -1, pooled[None]))
+        stages.append(("text.features", -1, (pooled @ self.w("text_projection.weight").T)[None]))
+        return stages
+
+    def text_features(self, ids):
+        return self.text_stages(ids)[-1][2][0]
+
+    def text_batch_stages(self, id_lists):
+        """The stages of a clip_encode_text batch: each stage of every text,
+        rows stacked in text order (the packed layout clip.c's probe sees)."""
+        per = [self.text_stages(ids) for ids in id_lists]
+        return [(name, layer, np.concatenate([p[k][2] for p in per])) for k, (name, layer, _) in enumerate(per[0])]
+
+    def zero_shot_logits(self, image_features, text_features):
+        """logit_scale.exp() * cosine(image, each text)."""
+        a = np.asarray(image_features, dtype=np.float64)
+        b = np.asarray(text_features, dtype=np.float64)
+        a = a / np.linalg.norm(a)
+        b = b / np.linalg.norm(b, axis=-1, keepdims=True)
+        return self.logit_scale() * (b @ a)
 
     def logit_scale(self):
         return float(np.exp(self.w("logit_scale").reshape(-1)[0]))

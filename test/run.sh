@@ -1,27 +1,51 @@
 #!/bin/sh
-# make test: every test, in order; prints a summary line and exits non-zero
-# if any failed. Tests that need ../shared print SKIPPED when it is absent.
+# make test: every test, in order; ends with a summary line
+#   N passed, N failed, N skipped (and K parts skipped inside programs; see the SKIPPED lines)
+# and exits non-zero if any failed. A program that exits 77 was skipped as a
+# whole (it printed why); a line starting with SKIPPED from a program that
+# ran is a part of it that was skipped. See test/README.md.
 cd "$(dirname "$0")" || exit 1
 PYTHON=${PYTHON:-/usr/bin/python3}
+OUT=${CLIP_TEST_OUT:-out}
+export PYTHONUNBUFFERED=1
+mkdir -p "$OUT" || exit 1
+log=$OUT/run-program.log
 passed=0
 failed=0
+skipped=0
+parts=0
 failures=""
+skips=""
 run() {
     name=$1
     shift
     echo "== $name"
-    if "$@"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        failures="$failures $name"
+    # to the terminal as it comes, and to $log for the SKIPPED lines
+    { "$@" 2>&1; echo $? > "$log.rc"; } | tee "$log"
+    rc=$(cat "$log.rc")
+    case $rc in
+    0) passed=$((passed + 1)) ;;
+    77) skipped=$((skipped + 1)); skips="$skips $name" ;;
+    *) failed=$((failed + 1)); failures="$failures $name" ;;
+    esac
+    if [ "$rc" -ne 77 ]; then
+        parts=$((parts + $(grep -c '^SKIPPED' "$log")))
     fi
 }
+skip() {
+    echo "== $1"
+    echo "SKIPPED $1: $2"
+    skipped=$((skipped + 1))
+    skips="$skips $1"
+}
 run test_ops ./test_ops
+run test_selftest "$PYTHON" test_selftest.py
+run test_stages "$PYTHON" test_stages.py
+run test_alloc sh alloc.sh
 if [ -f /usr/share/unicode/UnicodeData.txt ]; then
-    run gen_unicode "$PYTHON" gen_unicode.py --check
+    run gen_unicode "$PYTHON" ../tools/gen_unicode.py --check
 else
-    echo "SKIPPED gen_unicode --check: /usr/share/unicode is absent (apt-get install unicode-data)"
+    skip gen_unicode "/usr/share/unicode is absent (apt-get install unicode-data)"
 fi
 run test_reference "$PYTHON" test_reference.py
 run test_models "$PYTHON" test_models.py
@@ -44,7 +68,12 @@ run test_sanitizers sh sanitizers.sh
 run test_valgrind sh valgrind.sh
 run test_cross "$PYTHON" test_cross.py
 run test_fullsize "$PYTHON" test_fullsize.py ${CLIP_FULLSIZE:-ViT-B-32 ViT-L-14-336}
+rm -f "$log" "$log.rc"
 echo "== summary"
 [ -n "$failures" ] && echo "failed:$failures"
-echo "$passed passed, $failed failed"
+[ -n "$skips" ] && echo "skipped:$skips"
+summary="$passed passed, $failed failed, $skipped skipped"
+[ "$parts" -eq 1 ] && summary="$summary (and 1 part skipped inside a program; see the SKIPPED line)"
+[ "$parts" -gt 1 ] && summary="$summary (and $parts parts skipped inside programs; see the SKIPPED lines)"
+echo "$summary"
 [ "$failed" -eq 0 ]

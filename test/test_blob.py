@@ -6,14 +6,13 @@ import os
 import random
 import struct
 
-from common import FIX, OUT, check, export, finish, need_fixtures, run
+from common import OUT, check, crop, finish, run, tiny_model
 
-need_fixtures("test_blob")
-good = export(os.path.join(FIX, "models", "tiny-gelu"), os.path.join(OUT, "blob-good.bin"))
+good = tiny_model("tiny-gelu")[1]
 with open(good, "rb") as f:
     data = f.read()
 words = list(struct.unpack("<64I", data[:256]))
-img = os.path.join(FIX, "pixels", "64", "chelsea.ppm.ppm")
+img = crop("chelsea.ppm", 64)
 path = os.path.join(OUT, "blob-bad.bin")
 
 

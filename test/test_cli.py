@@ -6,12 +6,11 @@ import os
 
 import numpy as np
 
-from common import FIX, OUT, arrays, check, export, finish, need_fixtures, run
+from common import OUT, arrays, check, crop as crop_of, finish, image, run, tiny_model
 
-need_fixtures("test_cli")
-blob = export(os.path.join(FIX, "models", "tiny-gelu"), os.path.join(OUT, "cli-model.bin"))
-img = os.path.join(FIX, "images", "chelsea.ppm")
-crop = os.path.join(FIX, "pixels", "64", "chelsea.ppm.ppm")
+blob = tiny_model("tiny-gelu")[1]  # 64 px, projection 24
+img = image("chelsea.ppm")
+crop = crop_of("chelsea.ppm", 64)
 
 
 def labels_file(name, data):

@@ -2,26 +2,29 @@
 """The same answers on other machines: clip built for s390x (64-bit
 big-endian), armhf (32-bit little-endian), aarch64 (under qemu-user) and
 x86-64 Windows (mingw-w64, under wine), and with tcc, clang, -DCLIP_NO_MMAP
-and without OpenMP. On each: token ids identical to the native build, image
-and text features within 1e-5 relative of it on the tiny fixture models, and
-JPEG decoding byte-identical. Each target is skipped (with a line saying so)
-when its compiler or emulator is not installed."""
+and without OpenMP, each from the Makefile's source list (`make sources`).
+On each: `clip selftest` passes, token ids identical to the native build,
+image and text features within 1e-5 relative of it on the generated tiny
+models, and JPEG decoding byte-identical. Each target is skipped (with a
+line saying so) when its compiler or emulator is not installed."""
 import json
 import os
 import shutil
 import subprocess
 
-import numpy as np
+from common import (CLIP, OUT, ROOT, VOCAB, arrays, check, crop, export, finish, image, rel_err, sources, skipped,
+                    tiny_model)
 
-from common import CLIP, FIX, OUT, ROOT, arrays, check, export, finish, need_fixtures, rel_err
-
-need_fixtures("test_cross")
-SRC = [os.path.join(ROOT, f) for f in ("clip.c", "tokenizer.c", "image.c")]
+try:
+    SRC = [os.path.join(ROOT, f) for f in sources()]
+except RuntimeError as e:
+    check(False, f"the source list from the Makefile: {e}")
+    finish("test_cross")
 WARN = ["-std=c99", "-Wall", "-Wextra", "-pedantic"]
 TEXTS = ["a photo of a cat", "Ελληνικά 中文 🐱 İstanbul", "x " * 90, "Café\u0301 <|endoftext|> ok"]
-blobs = [export(os.path.join(FIX, "models", m), os.path.join(OUT, f"cross-{m}.bin")) for m in ("tiny-quickgelu", "tiny-gelu")]
-crops = {224: os.path.join(FIX, "pixels", "224", "chelsea.ppm.ppm"), 64: os.path.join(FIX, "pixels", "64", "coffee.ppm.ppm")}
-jpegs = [os.path.join(FIX, "images", n) for n in ("chelsea_q90_420.jpg", "chelsea_prog.jpg", "odd_17x9.jpg")]
+blobs = [tiny_model(m)[1] for m in ("tiny-quickgelu", "tiny-gelu")]
+crops = {224: crop("chelsea.ppm", 224), 64: crop("coffee.ppm", 64)}
+jpegs = [image(n) for n in ("chelsea_q90_420.jpg", "chelsea_prog.jpg", "odd_17x9.jpg")]
 
 
 def run_with(prefix, exe, args, env=None):
@@ -79,7 +82,15 @@ def compare(name, got, want):
           f"JPEG bytes {'same' if ok_jpeg else 'DIFFER'}, crops {'same' if ok_crop else 'DIFFER'}")
 
 
+def selftest(name, prefix, exe, env=None):
+    """clip selftest: the built-in tiny model through every stage."""
+    rc, out, err = run_with(prefix, exe, ["selftest"], env)
+    last = (out.decode("utf-8", "replace").strip().splitlines() or [""])[-1]
+    check(rc == 0, f"{name}: clip selftest exits {rc}: {last[:100]} {err.strip()[:200]}")
+
+
 native = outputs([], CLIP)
+selftest("native build", [], CLIP)
 ran = 0
 
 # other compilers and configurations, natively
@@ -90,17 +101,18 @@ configs = [("gcc -DCLIP_NO_MMAP, no OpenMP", "gcc", ["-O2", "-DCLIP_NO_MMAP"]),
            ("tcc", "tcc", [])]
 for name, cc, flags in configs:
     if not shutil.which(cc):
-        print(f"SKIPPED {name}: {cc} not installed")
+        skipped(name, f"{cc} not installed")
         continue
     exe = os.path.join(OUT, "clip-" + name.split()[0] + str(len(flags)) + ("omp" if "-fopenmp" in flags else ""))
     p = subprocess.run([cc] + flags + WARN + ["-o", exe] + SRC + ["-lm"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     warnings = [l for l in p.stderr.decode().splitlines() if "warning" in l]
     if p.returncode != 0 and "-fopenmp" in flags:
-        print(f"SKIPPED {name}: no OpenMP runtime for {cc} ({p.stderr.decode().strip()[:80]})")
+        skipped(name, f"no OpenMP runtime for {cc} ({p.stderr.decode().strip()[:80]})")
         continue
     check(p.returncode == 0 and not warnings, f"{name}: builds without warnings {warnings[:2]} {p.stderr.decode()[:200] if p.returncode else ''}")
     if p.returncode == 0:
         compare(name, outputs([], exe), native)
+        selftest(name, [], exe)
         ran += 1
 
 # cross builds under qemu-user: (name, compiler, qemu, sysroot)
@@ -109,7 +121,7 @@ targets = [("s390x (big-endian, 64-bit)", "s390x-linux-gnu-gcc", "qemu-s390x", "
            ("aarch64", "aarch64-linux-gnu-gcc", "qemu-aarch64", "/usr/aarch64-linux-gnu")]
 for name, cc, qemu, sysroot in targets:
     if not shutil.which(cc) or not shutil.which(qemu):
-        print(f"SKIPPED {name}: {cc} or {qemu} not installed (apt-get install gcc-{cc[:-4]} qemu-user)")
+        skipped(name, f"{cc} or {qemu} not installed (apt-get install gcc-{cc[:-4]} qemu-user)")
         continue
     exe = os.path.join(OUT, "clip-" + qemu)
     p = subprocess.run([cc, "-O2"] + WARN + ["-o", exe] + SRC + ["-lm"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -117,13 +129,13 @@ for name, cc, qemu, sysroot in targets:
     check(p.returncode == 0 and not warnings, f"{name}: cross-builds without warnings {warnings[:2]}")
     if p.returncode == 0:
         compare(name, outputs([qemu, "-L", sysroot], exe), native)
+        selftest(name, [qemu, "-L", sysroot], exe)
         ran += 1
     if p.returncode == 0 and qemu == "qemu-arm":
         # 32-bit: a full-size (ViT-B/32, 600 MB) file loads; one past 4 GiB is refused clearly
         from make_checkpoint import random_clip
         folder = random_clip(os.path.join(OUT, "cross-b32"), "ViT-B-32", seed=3)
-        big = export(folder, os.path.join(OUT, "cross-b32.bin"), "--tokenizer",
-                     os.path.join(FIX, "vocab", "bpe_simple_vocab_16e6.txt.gz"))
+        big = export(folder, os.path.join(OUT, "cross-b32.bin"), "--tokenizer", VOCAB)
         shutil.rmtree(folder)
         want = arrays(run_with([], CLIP, ["embed", big, "--text", TEXTS[0], TEXTS[1]])[1])
         rc, out, err = run_with([qemu, "-L", sysroot], exe, ["embed", big, "--text", TEXTS[0], TEXTS[1]])
@@ -149,6 +161,7 @@ if shutil.which("x86_64-w64-mingw32-gcc") and (shutil.which("wine") or shutil.wh
         env = dict(os.environ, WINEDEBUG="-all", WINEPREFIX=os.path.join(OUT, "wineprefix"))
         wine = [shutil.which("wine64") or shutil.which("wine")]
         compare("windows x86-64 (wine)", outputs(wine, exe, env), native)
+        selftest("windows x86-64 (wine)", wine, exe, env)
         ran += 1
         # paths beyond the ANSI code page: weights, image, labels and output
         # named in several scripts, passed as UTF-8 through the UTF-16 command line
@@ -171,7 +184,7 @@ if shutil.which("x86_64-w64-mingw32-gcc") and (shutil.which("wine") or shutil.wh
                                         f"output work {(err + err2).strip()[:160]}")
         shutil.rmtree(uni)
 else:
-    print("SKIPPED windows: x86_64-w64-mingw32-gcc or wine not installed (apt-get install gcc-mingw-w64-x86-64 wine)")
+    skipped("windows", "x86_64-w64-mingw32-gcc or wine not installed (apt-get install gcc-mingw-w64-x86-64 wine)")
 
 # bare metal: the library (no command line, no mmap) compiles for a Cortex-M
 if shutil.which("arm-none-eabi-gcc"):
@@ -185,6 +198,6 @@ if shutil.which("arm-none-eabi-gcc"):
             failed.append(os.path.basename(f))
     check(not failed and not warnings, f"bare metal (arm-none-eabi-gcc -c, Cortex-M4): the library compiles {failed} {warnings[:2]}")
 else:
-    print("SKIPPED bare metal: arm-none-eabi-gcc not installed (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)")
+    skipped("bare metal", "arm-none-eabi-gcc not installed (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)")
 
 finish("test_cross")

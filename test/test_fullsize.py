@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Full-size CLIP shapes with random weights: ./clip against the float64
 numpy reference (test/reference.py, itself proven on the transformers
-fixtures by test_reference.py). The checkpoints are made here and deleted.
+fixtures by test_reference.py when ../shared is there), on crops of two
+test images made with Pillow. The checkpoints are made here and deleted.
 
     test_fullsize.py [ViT-B-32] [ViT-L-14-336] ...   (default: both of those)"""
 import os
@@ -11,13 +12,11 @@ import time
 
 import numpy as np
 
-from common import FIX, OUT, arrays, check, export, finish, need_fixtures, run
+from common import OUT, VOCAB, arrays, check, crop, export, finish, run
 from make_checkpoint import random_clip
 from reference import Reference, read_ppm
 
-need_fixtures("test_fullsize")
 TOL = 1e-5
-VOCAB = os.path.join(FIX, "vocab", "bpe_simple_vocab_16e6.txt.gz")
 TEXTS = ["a photo of a cat", "a diagram", "Ελληνικά 中文 🐱", "x " * 100]
 names = sys.argv[1:] or ["ViT-B-32", "ViT-L-14-336"]
 
@@ -30,7 +29,7 @@ for name in names:
     t1 = time.time()
     ref = Reference(folder)
     size = ref.v["image_size"]
-    crops = [os.path.join(FIX, "pixels", str(size), n) for n in ("chelsea.ppm.ppm", "page.pgm.ppm")]
+    crops = [crop(n, size) for n in ("chelsea.ppm", "page.pgm")]
     want_img = np.stack([ref.image_features(read_ppm(c)) for c in crops])
     rc, out, err = run(["embed", blob] + crops)
     e = np.inf if rc else np.abs(arrays(out) - want_img).max() / np.abs(want_img).max()

@@ -9,10 +9,9 @@ import struct
 import subprocess
 import time
 
-from common import CLIP, FIX, OUT, check, export, finish, need_fixtures, run
+from common import CLIP, OUT, check, crop, finish, image, tiny_model
 
-need_fixtures("test_hostile")
-blob = export(os.path.join(FIX, "models", "tiny-gelu"), os.path.join(OUT, "hostile-model.bin"))
+blob = tiny_model("tiny-gelu")[1]
 
 
 def limited_run(args, input=None, timeout=60, mem_mb=1024):
@@ -56,7 +55,7 @@ decode_case("empty.jpg", b"", ["unknown image format"])
 decode_case("text.jpg", b"hello", ["unknown image format"])
 
 # JPEG, built from a valid file by editing segments
-with open(os.path.join(FIX, "images", "odd_17x9.jpg"), "rb") as f:
+with open(image("odd_17x9.jpg"), "rb") as f:
     jpg = f.read()
 
 
@@ -102,7 +101,7 @@ decode_case("sof3-lossless.jpg", jpg[:s + 1] + b"\xc3" + jpg[s + 2:], ["lossless
 decode_case("sof11-lossless-arithmetic.jpg", jpg[:s + 1] + b"\xcb" + jpg[s + 2:], ["lossless"])
 decode_case("sof13-hierarchical.jpg", jpg[:s + 1] + b"\xcd" + jpg[s + 2:], ["hierarchical"])
 # arithmetic coding: conditioning tables out of range, a file cut short
-with open(os.path.join(FIX, "images", "chelsea_arith.jpg"), "rb") as f:
+with open(image("chelsea_arith.jpg"), "rb") as f:
     ajpg = f.read()
 asos = ajpg.find(b"\xff\xda")
 decode_case("dac-l-over-u.jpg", ajpg[:asos] + b"\xff\xcc\x00\x04\x00\x05" + ajpg[asos:], ["DAC", "L=5"])
@@ -114,7 +113,7 @@ decode_case("arithmetic-truncated.jpg", ajpg[:len(ajpg) // 2], ["truncated"])
 # a progressive file asking for more scans than the limit (each one a pass
 # over the image): one AC first scan (repeatable: it reads no history), with
 # the tables defined since the scan before it, repeated
-with open(os.path.join(FIX, "images", "chelsea_prog.jpg"), "rb") as f:
+with open(image("chelsea_prog.jpg"), "rb") as f:
     pjpg = f.read()
 pscans, a0 = [], 2
 for o, m, n in segments(pjpg, through_scans=True):
@@ -146,7 +145,7 @@ rc, _, err, _ = limited_run(["decode", path, os.path.join(OUT, "hostile-out.ppm"
 check(rc == 0, f"a JPEG without EOI but with all its data decodes (as Pillow does) {err.strip()}")
 
 # labels files
-img = os.path.join(FIX, "pixels", "64", "chelsea.ppm.ppm")
+img = crop("chelsea.ppm", 64)
 
 
 def labels_case(name, data, want_rc, want_words=(), timeout=120):

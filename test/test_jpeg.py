@@ -1,24 +1,26 @@
 #!/usr/bin/env python3
-"""The JPEG decoder against libjpeg-turbo (djpeg, and Pillow through the
-fixture crops): byte-identical output on every fixture JPEG and on a random
-corpus made here with cjpeg (random sizes 1..2000, qualities 1..100, every
-sampling option, grayscale, progressive, restart markers, optimized
-tables, arithmetic coding). Needs libjpeg-turbo-progs (cjpeg, djpeg)."""
+"""The JPEG decoder against libjpeg-turbo (djpeg, and Pillow): byte-identical
+output on every committed test JPEG and on a random corpus made here with
+cjpeg (random sizes 1..2000, qualities 1..100, every sampling option,
+grayscale, progressive, restart markers, optimized tables, arithmetic
+coding); the one-pass decode + resize + crop against Pillow's (and against
+../shared's fixture crops, made by Pillow 12.3 via Hugging Face, when
+present). Needs libjpeg-turbo-progs (cjpeg, djpeg)."""
 import os
 import random
 import shutil
 import subprocess
-import sys
 
 import numpy as np
-from PIL import Image
 
-from common import FIX, OUT, blob_336, check, export, finish, hf_crop, need_fixtures, run
+from common import (FIX, OUT, blob_for, check, crop_array, finish, fixtures_part, hf_crop, image, image_names,
+                    need_pillow, run, skip)
 
-need_fixtures("test_jpeg")
+need_pillow("test_jpeg")
+from PIL import Image  # noqa: E402
+
 if not shutil.which("cjpeg") or not shutil.which("djpeg"):
-    print("SKIPPED test_jpeg: cjpeg/djpeg not installed (apt-get install libjpeg-turbo-progs)")
-    sys.exit(0)
+    skip("test_jpeg", "cjpeg/djpeg not installed (apt-get install libjpeg-turbo-progs)")
 SEED = int(os.environ.get("CLIP_JPEG_SEED", "20261127"))
 COUNT = int(os.environ.get("CLIP_JPEG_COUNT", "400"))
 
@@ -41,33 +43,42 @@ def ours(path):
     return np.asarray(Image.open(out).convert("RGB")), ""
 
 
-# 1. the fixture JPEGs
+# 1. the committed JPEGs
 bad = []
-names = sorted(n for n in os.listdir(os.path.join(FIX, "images")) if n.endswith(".jpg"))
+names = image_names(".jpg")
 for n in names:
-    path = os.path.join(FIX, "images", n)
+    path = image(n)
     got, err = ours(path)
     want = djpeg(path)
     if got is None or got.shape != want.shape or not np.array_equal(got, want):
         bad.append((n, err))
-check(not bad, f"decode: {len(names) - len(bad)} fixture JPEGs byte-identical to djpeg {bad}")
+check(not bad, f"decode: {len(names) - len(bad)} test JPEGs byte-identical to djpeg {bad}")
 
-# 2. the fixture crops through JPEG decoding + preprocessing (Pillow 12.3 via Hugging Face)
-blobs = {224: export(os.path.join(FIX, "models", "tiny-quickgelu"), os.path.join(OUT, "jpeg-224.bin")),
-         64: export(os.path.join(FIX, "models", "tiny-gelu"), os.path.join(OUT, "jpeg-64.bin")),
-         336: blob_336()}
+# 2. JPEG decoding + preprocessing in one pass, against Pillow's decoding, resize and crop
+blobs = {size: blob_for(size) for size in (224, 64, 336)}
 for size, blob in blobs.items():
-    bad, n = [], 0
-    for name in sorted(os.listdir(os.path.join(FIX, "pixels", str(size)))):
-        if not name.endswith(".jpg.ppm"):
-            continue
-        n += 1
+    bad = []
+    for name in names:
         out = os.path.join(OUT, "jcrop.ppm")
-        rc, _, err = run(["preprocess", blob, os.path.join(FIX, "images", name[:-4]), out])
-        want = np.asarray(Image.open(os.path.join(FIX, "pixels", str(size), name)).convert("RGB"))
-        if rc != 0 or not np.array_equal(np.asarray(Image.open(out).convert("RGB")), want):
+        rc, _, err = run(["preprocess", blob, image(name), out])
+        if rc != 0 or not np.array_equal(np.asarray(Image.open(out).convert("RGB")), crop_array(image(name), size)):
             bad.append(name)
-    check(not bad, f"preprocess {size}px: {n - len(bad)} of {n} JPEG fixtures byte-identical {bad}")
+    check(not bad, f"preprocess {size}px: {len(names) - len(bad)} of {len(names)} test JPEGs byte-identical to "
+                   f"Pillow {bad}")
+# ... and against the fixture crops (Pillow 12.3 through Hugging Face's processor)
+if fixtures_part("test_jpeg: ../shared's fixture crops"):
+    for size, blob in blobs.items():
+        bad, n = [], 0
+        for name in sorted(os.listdir(os.path.join(FIX, "pixels", str(size)))):
+            if not name.endswith(".jpg.ppm"):
+                continue
+            n += 1
+            out = os.path.join(OUT, "jcrop.ppm")
+            rc, _, err = run(["preprocess", blob, os.path.join(FIX, "images", name[:-4]), out])
+            want = np.asarray(Image.open(os.path.join(FIX, "pixels", str(size), name)).convert("RGB"))
+            if rc != 0 or not np.array_equal(np.asarray(Image.open(out).convert("RGB")), want):
+                bad.append(name)
+        check(not bad, f"preprocess {size}px: {n - len(bad)} of {n} JPEG fixtures byte-identical {bad}")
 
 # 3. a random cjpeg corpus
 rng = random.Random(SEED)
@@ -139,8 +150,8 @@ check(not crop_fails and tested > COUNT // 2,
       f"and crop of djpeg's pixels (seed {SEED})")
 
 # 4. hostile JPEGs: truncated anywhere, bytes flipped: refused or decoded, never a crash
-src_files = [os.path.join(FIX, "images", n) for n in ("chelsea_q90_420.jpg", "chelsea_prog.jpg", "chelsea_restart.jpg", "chelsea_arith.jpg",
-                                                      "odd_17x9.jpg")]
+src_files = [image(n) for n in ("chelsea_q90_420.jpg", "chelsea_prog.jpg", "chelsea_restart.jpg", "chelsea_arith.jpg",
+                                "odd_17x9.jpg")]
 crashes, refused, total = [], 0, 0
 for path in src_files:
     with open(path, "rb") as f:
@@ -163,7 +174,7 @@ for path in src_files:
 check(not crashes, f"{total} truncated or damaged JPEGs: {refused} refused with a message, the rest decoded, "
                    f"no crash {crashes[:3]}")
 trunc = os.path.join(OUT, "trunc.jpg")
-with open(os.path.join(FIX, "images", "chelsea_q90_420.jpg"), "rb") as f:
+with open(image("chelsea_q90_420.jpg"), "rb") as f:
     data = f.read()
 with open(trunc, "wb") as f:
     f.write(data[:len(data) // 2])

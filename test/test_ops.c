@@ -1,12 +1,25 @@
-/* Unit tests of clip.c's primitive ops: the tiled matmul against the
-   reference matmul on odd shapes (weights in the panel layout: (in, out)
-   in panels of 64 output columns, the last zero-padded). */
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
+/* Unit tests of clip.c's ops, the way llm.c's tests reach its kernels: this
+   file includes clip.c itself (without its main), so it calls the static
+   functions directly. Each fast op is compared with plain code written
+   here from PyTorch's definition, on odd shapes:
+     - matmul_forward (tiled, every epilogue) against matmul_reference, and
+       matmul_reference against a plain (out, in) matmul, which also checks
+       the panel layout (weight_at, packed_size);
+     - layernorm_forward against a float64 LayerNorm;
+     - attention_forward against a float64 softmax attention, one sequence,
+       causal, and several sequences packed into one matrix.
+   Prints every max error; exits 1 on any failure. */
+#define CLIP_NO_MAIN
+#include "../clip.c"
 
-void clip_internal_matmul(float *out, const float *in, const float *w, const float *bias, int n, int in_dim,
-                          int out_dim, int reference);
+static int failures, checks;
+
+static void report(int ok, const char *what, double err)
+{
+    checks++;
+    if (!ok) failures++;
+    printf("%s %s: max err %.3g\n", ok ? "ok  " : "FAIL", what, err);
+}
 
 static float frand(unsigned *s)
 {
@@ -14,44 +27,209 @@ static float frand(unsigned *s)
     return (float)((*s >> 8) & 0xFFFF) / 32768.0f - 1.0f;
 }
 
-int main(void)
+/* max |a - b| / max(1, max |b|) */
+static double rel_diff(const float *a, const double *b, size_t n)
 {
-    static const int shapes[][3] = {{1, 1, 1}, {1, 7, 3}, {3, 5, 65}, {5, 64, 64}, {50, 768, 97}, {50, 768, 2304}, {6, 64, 64}, {7, 64, 128},
-                                    {4, 3, 128}, {7, 129, 200}, {13, 40, 1}, {2, 1, 300}};
+    double err = 0.0, mag = 1.0;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - b[i]);
+        if (e > err || e != e) err = e != e ? INFINITY : e;
+        if (fabs(b[i]) > mag) mag = fabs(b[i]);
+    }
+    return err / mag;
+}
+
+static double act_ref(double x, int mode)
+{
+    if (mode == MM_QUICK_GELU) return x / (1.0 + exp(-1.702 * x));
+    if (mode == MM_GELU) return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
+    return x;
+}
+
+static const char *mode_name[] = {"store", "residual add", "quick_gelu", "gelu"};
+
+static void test_matmul(void)
+{
+    static const int shapes[][3] = {{1, 1, 1},    {1, 7, 3},    {3, 5, 65},   {5, 64, 64},    {50, 768, 97},
+                                    {6, 64, 64},  {7, 64, 128}, {4, 3, 128},  {7, 129, 200}, {13, 40, 1},
+                                    {2, 1, 300},  {9, 33, 63},  {11, 17, 129}, {50, 768, 2304}};
     unsigned seed = 1;
-    int s, failed = 0;
+    int s, mode, with_bias, i;
     for (s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
-        int n = shapes[s][0], k = shapes[s][1], o = shapes[s][2], i, with_bias;
-        int padded = (o + 63) / 64 * 64;
-        float *in = malloc(sizeof(float) * n * k), *w = calloc((size_t)k * padded, sizeof(float));
-        float *b = malloc(sizeof(float) * o), *r = malloc(sizeof(float) * n * o), *f = malloc(sizeof(float) * n * o);
+        int n = shapes[s][0], k = shapes[s][1], o = shapes[s][2];
+        size_t np = packed_size((size_t)k, (size_t)o);
+        float *in = (float *)malloc(sizeof(float) * n * k), *w = (float *)calloc(np, sizeof(float));
+        float *wt = (float *)malloc(sizeof(float) * o * k), *b = (float *)malloc(sizeof(float) * o);
+        float *start = (float *)malloc(sizeof(float) * n * o), *ref = (float *)malloc(sizeof(float) * n * o);
+        float *fast = (float *)malloc(sizeof(float) * n * o);
+        double *plain = (double *)malloc(sizeof(double) * n * o), *refd = (double *)malloc(sizeof(double) * n * o);
+        char what[128];
         for (i = 0; i < n * k; i++) in[i] = frand(&seed);
-        for (i = 0; i < k * o; i++) { /* element (kk, oo) of panel oo / 64 */
-            int kk = i / o, oo = i % o;
-            w[(size_t)(oo / 64) * k * 64 + (size_t)kk * 64 + oo % 64] = frand(&seed);
+        /* PyTorch's (out, in) weight, and the same weight in panels */
+        for (i = 0; i < o * k; i++) {
+            int oo = i / k, kk = i % k;
+            wt[i] = frand(&seed);
+            w[(size_t)(oo / 64) * k * 64 + (size_t)kk * 64 + oo % 64] = wt[i];
         }
         for (i = 0; i < o; i++) b[i] = frand(&seed);
-        for (with_bias = 0; with_bias < 2; with_bias++) {
-            double maxerr = 0.0, maxval = 0.0;
-            clip_internal_matmul(r, in, w, with_bias ? b : NULL, n, k, o, 1);
-            clip_internal_matmul(f, in, w, with_bias ? b : NULL, n, k, o, 0);
-            for (i = 0; i < n * o; i++) {
-                double e = fabs((double)r[i] - f[i]);
-                if (e > maxerr) maxerr = e;
-                if (fabs(r[i]) > maxval) maxval = fabs(r[i]);
+        for (i = 0; i < n * o; i++) start[i] = frand(&seed);
+        for (with_bias = 0; with_bias < 2; with_bias++)
+            for (mode = MM_STORE; mode <= MM_GELU; mode++) {
+                int r, c, kk;
+                double err;
+                memcpy(ref, start, sizeof(float) * n * o);
+                memcpy(fast, start, sizeof(float) * n * o);
+                matmul_reference(ref, in, w, with_bias ? b : NULL, n, k, o, mode);
+                matmul_forward(fast, in, w, with_bias ? b : NULL, n, k, o, mode);
+                /* the plain definition, in float64 */
+                for (r = 0; r < n; r++)
+                    for (c = 0; c < o; c++) {
+                        double acc = with_bias ? b[c] : 0.0;
+                        for (kk = 0; kk < k; kk++) acc += (double)in[r * k + kk] * wt[c * k + kk];
+                        plain[r * o + c] = mode == MM_RESIDUAL_ADD ? start[r * o + c] + acc : act_ref(acc, mode);
+                    }
+                for (i = 0; i < n * o; i++) refd[i] = ref[i];
+                err = rel_diff(fast, refd, (size_t)n * o);
+                snprintf(what, sizeof what, "matmul_forward %dx%d @ %dx%d, %s%s vs matmul_reference", n, k, k, o,
+                         mode_name[mode], with_bias ? ", bias" : "");
+                report(err <= 1e-6, what, err);
+                err = rel_diff(ref, plain, (size_t)n * o);
+                snprintf(what, sizeof what, "matmul_reference %dx%d @ %dx%d, %s%s vs float64 (out, in) matmul", n, k,
+                         k, o, mode_name[mode], with_bias ? ", bias" : "");
+                report(err <= 1e-5, what, err);
             }
-            if (maxerr > 1e-6 * (maxval > 1 ? maxval : 1)) {
-                printf("FAIL matmul %dx%d @ %dx%d bias=%d: max abs err %.3g\n", n, k, k, o, with_bias, maxerr);
-                failed++;
-            } else {
-                printf("ok   matmul %dx%d @ %dx%d bias=%d: max abs err %.3g\n", n, k, k, o, with_bias, maxerr);
-            }
-        }
         free(in);
         free(w);
+        free(wt);
         free(b);
-        free(r);
-        free(f);
+        free(start);
+        free(ref);
+        free(fast);
+        free(plain);
+        free(refd);
     }
-    return failed ? 1 : 0;
+    /* the tile height wastes fewest rows; packed sizes saturate instead of wrapping */
+    report(tile_rows(12) == 6 && tile_rows(10) == 5 && tile_rows(8) == 4 && tile_rows(50) == 5, "tile_rows", 0.0);
+    report(packed_size(3, 65) == 3 * 128 && packed_size(SIZE_MAX / 64, 65) == SIZE_MAX, "packed_size", 0.0);
+}
+
+static void test_layernorm(void)
+{
+    static const int shapes[][2] = {{1, 1}, {3, 7}, {5, 64}, {50, 768}, {2, 1000}};
+    unsigned seed = 2;
+    int s, i, r;
+    for (s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
+        int n = shapes[s][0], d = shapes[s][1];
+        float *x = (float *)malloc(sizeof(float) * n * d), *y = (float *)malloc(sizeof(float) * n * d);
+        float *w = (float *)malloc(sizeof(float) * d), *b = (float *)malloc(sizeof(float) * d);
+        double *want = (double *)malloc(sizeof(double) * n * d), err;
+        char what[96];
+        for (i = 0; i < n * d; i++) x[i] = 3.0f * frand(&seed) + 0.5f;
+        for (i = 0; i < d; i++) {
+            w[i] = 1.0f + 0.1f * frand(&seed);
+            b[i] = 0.1f * frand(&seed);
+        }
+        for (r = 0; r < n; r++) {
+            double mu = 0.0, var = 0.0;
+            for (i = 0; i < d; i++) mu += x[r * d + i];
+            mu /= d;
+            for (i = 0; i < d; i++) var += (x[r * d + i] - mu) * (x[r * d + i] - mu);
+            var /= d;
+            for (i = 0; i < d; i++) want[r * d + i] = (x[r * d + i] - mu) / sqrt(var + 1e-5) * w[i] + b[i];
+        }
+        layernorm_forward(y, x, w, b, n, d, 1e-5f);
+        err = rel_diff(y, want, (size_t)n * d);
+        snprintf(what, sizeof what, "layernorm_forward %dx%d vs float64", n, d);
+        report(err <= 1e-5, what, err);
+        layernorm_forward(x, x, w, b, n, d, 1e-5f); /* in place, as the vision tower's pre_layrnorm runs */
+        err = rel_diff(x, want, (size_t)n * d);
+        snprintf(what, sizeof what, "layernorm_forward %dx%d in place", n, d);
+        report(err <= 1e-5, what, err);
+        free(x);
+        free(y);
+        free(w);
+        free(b);
+        free(want);
+    }
+}
+
+/* softmax(q k^T / sqrt(hd)) v for one head and row i over rows j0..j1, float64 */
+static void attention_row_ref(double *o, const float *qkv, int dim, int heads, int h, int i, int j0, int j1)
+{
+    int hd = dim / heads, j, d;
+    double mx = -INFINITY, sum = 0.0, *s = (double *)malloc(sizeof(double) * (size_t)(j1 - j0 + 1));
+    for (j = j0; j <= j1; j++) {
+        double dot = 0.0;
+        for (d = 0; d < hd; d++) dot += (double)qkv[i * 3 * dim + h * hd + d] * qkv[j * 3 * dim + dim + h * hd + d];
+        s[j - j0] = dot / sqrt((double)hd);
+        if (s[j - j0] > mx) mx = s[j - j0];
+    }
+    for (j = j0; j <= j1; j++) sum += s[j - j0] = exp(s[j - j0] - mx);
+    for (d = 0; d < hd; d++) {
+        double acc = 0.0;
+        for (j = j0; j <= j1; j++) acc += s[j - j0] / sum * qkv[j * 3 * dim + 2 * dim + h * hd + d];
+        o[d] = acc;
+    }
+    free(s);
+}
+
+static void test_attention(void)
+{
+    /* n rows, dim, heads, causal, sequences packed (0: one sequence without first/last) */
+    static const int cases[][5] = {{1, 8, 1, 0, 0}, {5, 12, 3, 0, 0}, {50, 64, 4, 0, 0}, {7, 40, 5, 1, 0},
+                                   {77, 64, 8, 1, 0}, {20, 24, 2, 1, 3}, {9, 16, 2, 0, 2}};
+    unsigned seed = 3;
+    int c, i;
+    for (c = 0; c < (int)(sizeof cases / sizeof cases[0]); c++) {
+        int n = cases[c][0], dim = cases[c][1], heads = cases[c][2], causal = cases[c][3], nseq = cases[c][4];
+        int hd = dim / heads, h, seq = 0, *first = NULL, *last = NULL;
+        float *qkv = (float *)malloc(sizeof(float) * n * 3 * dim), *out = (float *)malloc(sizeof(float) * n * dim);
+        double *want = (double *)malloc(sizeof(double) * n * dim), err;
+        float *att;
+        char what[128];
+        for (i = 0; i < n * 3 * dim; i++) qkv[i] = 2.0f * frand(&seed);
+        if (nseq) { /* sequences of unequal lengths, one after another */
+            int start = 0, s;
+            first = (int *)malloc(sizeof(int) * n);
+            last = (int *)malloc(sizeof(int) * n);
+            for (s = 0; s < nseq; s++) {
+                int len = s + 1 < nseq ? (n / nseq) + s : n - start, r;
+                for (r = start; r < start + len; r++) {
+                    first[r] = start;
+                    last[r] = causal ? r : start + len - 1;
+                }
+                if (len > seq) seq = len;
+                start += len;
+            }
+        } else {
+            seq = n;
+        }
+        att = (float *)malloc(sizeof(float) * heads * n * seq);
+        attention_forward(out, qkv, att, n, dim, heads, causal, first, last, seq);
+        for (i = 0; i < n; i++)
+            for (h = 0; h < heads; h++) {
+                int j0 = first ? first[i] : 0, j1 = last ? last[i] : causal ? i : n - 1;
+                attention_row_ref(want + i * dim + h * hd, qkv, dim, heads, h, i, j0, j1);
+            }
+        err = rel_diff(out, want, (size_t)n * dim);
+        snprintf(what, sizeof what, "attention_forward %d rows, dim %d, %d heads%s%s vs float64", n, dim, heads,
+                 causal ? ", causal" : "", nseq ? ", packed sequences" : "");
+        report(err <= 1e-5, what, err);
+        free(qkv);
+        free(out);
+        free(want);
+        free(att);
+        free(first);
+        free(last);
+    }
+}
+
+int main(void)
+{
+    test_matmul();
+    test_layernorm();
+    test_attention();
+    printf("test_ops: %d passed, %d failed\n", checks - failures, failures);
+    return failures ? 1 : 0;
 }

@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
-"""clip preprocess / clip decode against the reference: the fixture crops
-(Pillow 12.3 via Hugging Face) byte for byte, and Debian's Pillow on random
-images and sizes (bicubic and bilinear, downscaling, upscaling, extreme
-aspect ratios, PGM, maxval != 255)."""
+"""clip preprocess / clip decode against the reference: the committed test
+images' crops against Pillow's resize + Hugging Face's crop arithmetic byte
+for byte (and against ../shared's fixture crops, made by Pillow 12.3 via
+Hugging Face, when present), and Debian's Pillow on random images and sizes
+(bicubic and bilinear, downscaling, upscaling, extreme aspect ratios, PGM,
+maxval != 255)."""
 import os
 import random
 
 import numpy as np
-from PIL import Image
 
-from common import FIX, OUT, check, finish, need_fixtures, run
+from common import (FIX, OUT, blob_for, check, crop_array, finish, fixtures_part, hf_crop, image, image_names,
+                    need_pillow, run)
 
-need_fixtures("test_preprocess")
+need_pillow("test_preprocess")
+from PIL import Image  # noqa: E402
 
 
 def read_ppm(path):
@@ -19,31 +22,31 @@ def read_ppm(path):
     return np.asarray(im.convert("RGB"))
 
 
-def blob_for(size):
-    """A weights file with this image size: the tiny fixtures are 224 and 64,
-    and 336 comes from a small random checkpoint (common.blob_336)."""
-    return os.path.join(OUT, {224: "tiny-quickgelu.bin", 64: "tiny-gelu.bin", 336: "tiny-336.bin"}[size])
-
-
-from common import blob_336, export, hf_crop  # noqa: E402
-
-export(os.path.join(FIX, "models", "tiny-quickgelu"), blob_for(224))
-export(os.path.join(FIX, "models", "tiny-gelu"), blob_for(64))
-blob_336()
-
-# 1. the fixture crops, for every image this build decodes
+# 1. the committed PPM/PGM images, against Pillow (JPEG decoding: see test_jpeg.py)
 for size in (224, 64, 336):
-    bad, n = [], 0
-    for name in sorted(os.listdir(os.path.join(FIX, "pixels", str(size)))):
-        src = os.path.join(FIX, "images", name[:-4])
-        if src.endswith(".jpg"):
-            continue  # JPEG decoding: see test_jpeg.py
-        out = os.path.join(OUT, f"crop-{size}-{name}")
-        rc, _, err = run(["preprocess", blob_for(size), src, out])
-        n += 1
-        if rc != 0 or not np.array_equal(read_ppm(out), read_ppm(os.path.join(FIX, "pixels", str(size), name))):
+    bad, names = [], image_names((".ppm", ".pgm"))
+    for name in names:
+        out = os.path.join(OUT, f"crop-{size}-{name}.ppm")
+        rc, _, err = run(["preprocess", blob_for(size), image(name), out])
+        if rc != 0 or not np.array_equal(read_ppm(out), crop_array(image(name), size)):
             bad.append(name)
-    check(not bad, f"preprocess {size}px: {n - len(bad)} of {n} PPM/PGM fixtures byte-identical {bad}")
+    check(not bad, f"preprocess {size}px: {len(names) - len(bad)} of {len(names)} PPM/PGM test images byte-identical "
+                   f"to Pillow {bad}")
+
+# ... and against the fixture crops (Pillow 12.3 through Hugging Face's processor)
+if fixtures_part("test_preprocess: ../shared's fixture crops"):
+    for size in (224, 64, 336):
+        bad, n = [], 0
+        for name in sorted(os.listdir(os.path.join(FIX, "pixels", str(size)))):
+            src = os.path.join(FIX, "images", name[:-4])
+            if src.endswith(".jpg"):
+                continue  # JPEG decoding: see test_jpeg.py
+            out = os.path.join(OUT, f"crop-{size}-{name}")
+            rc, _, err = run(["preprocess", blob_for(size), src, out])
+            n += 1
+            if rc != 0 or not np.array_equal(read_ppm(out), read_ppm(os.path.join(FIX, "pixels", str(size), name))):
+                bad.append(name)
+        check(not bad, f"preprocess {size}px: {n - len(bad)} of {n} PPM/PGM fixtures byte-identical {bad}")
 
 
 # 2. random images against Pillow's resize + Hugging Face's crop arithmetic

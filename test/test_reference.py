@@ -7,13 +7,11 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import FIX, need_fixtures  # noqa: E402
 from reference import Reference, read_ppm, rel_err  # noqa: E402
 
-SHARED = os.environ.get("CLIP_SHARED", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared"))
-FIX = os.path.join(SHARED, "fixtures")
-if not os.path.isdir(FIX):
-    print("SKIPPED test_reference: ../shared/fixtures is absent (it ships with CI, not with the repository)")
-    sys.exit(0)
+# Hugging Face's own outputs are in ../shared only: without it, skipped (exit 77)
+need_fixtures("test_reference")
 
 # The fixtures sit about 5e-8 from any float64 forward over the stored float32
 # weights (their generator evidently ran before the float32 round-trip); 1e-6

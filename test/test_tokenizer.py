@@ -1,26 +1,27 @@
 #!/usr/bin/env python3
-"""The C tokenizer against Hugging Face's ids on the 2,129 fixture strings
-(full and truncated to 77), and on cases of our own for each rule of the
-pipeline (NFC, whitespace, lowercasing, the split pattern, special tokens,
-invalid UTF-8), whose expected ids are derived here in Python from the rule
-itself and the merges, independently of the C code."""
-import gzip
+"""The C tokenizer against Hugging Face's ids on the 2,129 strings of
+test/data/tokenizer_cases.json (full and truncated to 77), and on cases of
+our own for each rule of the pipeline (NFC, whitespace, lowercasing, the
+split pattern, special tokens, invalid UTF-8), whose expected ids are
+derived here in Python from the rule itself and the merges (the committed
+data/bpe_simple_vocab_16e6.txt.gz), independently of the C code. With
+../shared: the committed cases are ../shared's, and a fixture model's
+tokenizer.json gives the same ids."""
+import filecmp
 import json
 import os
 import struct
 import subprocess
-import sys
 
-from common import FIX, OUT, ROOT, TEST, check, export, finish, need_fixtures
+from common import CASES, CLIP, FIX, OUT, TEST, VOCAB, check, export, finish, fixtures_part, tiny_model
 
-need_fixtures("test_tokenizer")
-blob = export(os.path.join(FIX, "models", "tiny-quickgelu"), os.path.join(OUT, "tok-model.bin"))
+blob = tiny_model("tiny-quickgelu")[1]
 BATCH = os.environ.get("CLIP_TOK_BATCH", os.path.join(TEST, "tok_batch"))
 
 
-def tokenize_all(texts):
+def tokenize_all(texts, model=None):
     data = b"".join(struct.pack("<I", len(t)) + t for t in texts)
-    p = subprocess.run([BATCH, blob], input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.run([BATCH, model or blob], input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     if p.returncode != 0:
         raise RuntimeError(p.stderr.decode())
     out = []
@@ -30,95 +31,34 @@ def tokenize_all(texts):
     return out
 
 
-with open(os.path.join(FIX, "tokenizer", "cases.json"), encoding="utf-8") as f:
+def against_cases(cases, model, what):
+    got = tokenize_all([c["text"].encode("utf-8") for c in cases], model)
+    bad = [(c, g) for c, g in zip(cases, got) if g[0] != c["ids"] or g[1] != c["ids_truncated_77"]]
+    for c, g in bad[:10]:
+        print(f"     {c['text']!r}: got {g[0][:20]}, want {c['ids'][:20]}")
+    check(not bad, f"tokenizer{what}: {len(cases) - len(bad)} of {len(cases)} strings give Hugging Face's ids "
+                   f"(full and truncated to 77)")
+
+
+with open(CASES, encoding="utf-8") as f:
     cases = json.load(f)["cases"]
-got = tokenize_all([c["text"].encode("utf-8") for c in cases])
-bad = [(c, g) for c, g in zip(cases, got) if g[0] != c["ids"] or g[1] != c["ids_truncated_77"]]
-for c, g in bad[:10]:
-    print(f"     {c['text']!r}: got {g[0][:20]}, want {c['ids'][:20]}")
-check(not bad, f"tokenizer: {len(cases) - len(bad)} of {len(cases)} fixture strings give Hugging Face's ids "
-               f"(full and truncated to 77)")
+against_cases(cases, blob, "")
+if fixtures_part("test_tokenizer: the committed cases against ../shared's, a fixture model's tokenizer.json"):
+    check(filecmp.cmp(CASES, os.path.join(FIX, "tokenizer", "cases.json"), shallow=False) and
+          filecmp.cmp(VOCAB, os.path.join(FIX, "vocab", "bpe_simple_vocab_16e6.txt.gz"), shallow=False),
+          "test/data/tokenizer_cases.json and data/bpe_simple_vocab_16e6.txt.gz are ../shared's files")
+    fixture_blob = export(os.path.join(FIX, "models", "tiny-quickgelu"), os.path.join(OUT, "tok-fixture-model.bin"))
+    against_cases(cases, fixture_blob, " (the fixture tiny-quickgelu's tokenizer.json, exported)")
 
 # ---- the rules, one by one: an independent Python model of the pipeline ----
-import unicodedata  # noqa: E402
+from tokenizer_model import Tokenizer, read_merges  # noqa: E402
 
-
-def bytes_to_unicode():
-    bs = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
-    cs, n = bs[:], 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs)))
-
-
-B2U = bytes_to_unicode()
-with gzip.open(os.path.join(FIX, "vocab", "bpe_simple_vocab_16e6.txt.gz"), "rt", encoding="utf-8") as f:
-    MERGES = [tuple(l.split()) for l in f.read().split("\n")[1:49152 - 256 - 2 + 1]]
-VOCAB = list(B2U.values())
-VOCAB = VOCAB + [v + "</w>" for v in VOCAB] + ["".join(m) for m in MERGES] + ["<|startoftext|>", "<|endoftext|>"]
-IDS = {t: i for i, t in enumerate(VOCAB)}
-RANK = {m: i for i, m in enumerate(MERGES)}
-
-
-def bpe(piece):
-    word = [B2U[b] for b in piece.encode("utf-8")]
-    word[-1] += "</w>"
-    while len(word) > 1:
-        pairs = [(RANK.get((a, b), 1 << 30), i) for i, (a, b) in enumerate(zip(word, word[1:]))]
-        r, i = min(pairs)
-        if r == 1 << 30:
-            break
-        word[i:i + 2] = [word[i] + word[i + 1]]
-    return [IDS[w] for w in word]
-
-
-def cat(ch):
-    c = unicodedata.category(ch)
-    return "L" if c[0] == "L" else "N" if c[0] == "N" else "S" if ch.isspace() and ch not in "\x1c\x1d\x1e\x1f" else "O"
+TOK = Tokenizer(read_merges(VOCAB))
 
 
 def model(text):
     """Expected ids for text without literal special tokens, by the rules."""
-    t = unicodedata.normalize("NFC", text)
-    out, i = [], 0
-    s = ""
-    while i < len(t):  # \s+ -> " "
-        if cat(t[i]) == "S":
-            while i < len(t) and cat(t[i]) == "S":
-                i += 1
-            s += " "
-        else:
-            s += t[i]
-            i += 1
-    s = "".join(ch.lower() if ch != "\u0130" else "i\u0307" for ch in s)
-    i = 0
-    while i < len(s):
-        for sp in ("<|startoftext|>", "<|endoftext|>"):
-            if s.startswith(sp, i):
-                out += bpe("<|") + bpe(sp[2:-2]) + bpe("|>")
-                i += len(sp)
-                break
-        else:
-            for c in ("'s", "'t", "'re", "'ve", "'m", "'ll", "'d"):
-                if s.startswith(c, i):
-                    out += bpe(c)
-                    i += len(c)
-                    break
-            else:
-                k = cat(s[i])
-                if k == "S":
-                    i += 1
-                    continue
-                j = i + 1
-                if k != "N":
-                    while j < len(s) and cat(s[j]) == k:
-                        j += 1
-                out += bpe(s[i:j])
-                i = j
-    return [49406] + out + [49407]
+    return [TOK.bos] + TOK.text_ids(text) + [TOK.eos]
 
 
 # Python's unicodedata may be a different Unicode version than the C tables
@@ -179,7 +119,7 @@ check(len(full) == 202 and len(trunc) == 77 and trunc[-1] == 49407 and trunc[:76
       "tokenizer: truncation to 77 keeps the final <|endoftext|>")
 
 # stdin, NUL bytes included, through the CLI
-p = subprocess.run([os.path.join(ROOT, "clip"), "tokenize", blob], input=b"a\x00b cat", stdout=subprocess.PIPE)
+p = subprocess.run([CLIP, "tokenize", blob], input=b"a\x00b cat", stdout=subprocess.PIPE)
 check(p.returncode == 0 and json.loads(p.stdout) == model("a\x00b cat"),
       "clip tokenize reads all of stdin, NUL bytes included")
 

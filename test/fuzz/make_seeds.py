@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Seed corpora for the fuzzers, written to test/fuzz/seeds/<target>/:
 small JPEGs made with cjpeg (every sampling option, progressive, restarts,
-grayscale, arithmetic coding) and PPM/PGM variants; tokenizer strings from the fixtures and the
-Unicode edge cases; tiny valid weights files; labels files."""
+grayscale, arithmetic coding) and PPM/PGM variants, two of the test images;
+tokenizer strings from test/data/tokenizer_cases.json and the Unicode edge
+cases; tiny valid weights files; labels files."""
 import json
 import os
 import random
@@ -16,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, ROOT)
 import export_weights as ew  # noqa: E402
 
-SHARED = os.path.join(ROOT, "..", "shared", "fixtures")
+DATA = os.path.join(ROOT, "test", "data")
 OUT = os.path.join(HERE, "seeds")
 rng = random.Random(5)
 
@@ -58,17 +59,14 @@ put("image", "p3.ppm", b"P3\n# c\n2 1\n65535\n1 2 3 65535 0 7\n")
 put("image", "p2.pgm", b"P2 2 2 15 0 5 10 15")
 put("image", "p6_16.ppm", b"P6 1 1 1000 \x00\x01\x02\x03\x03\xe8")
 for n in ("odd_17x9.jpg", "chelsea_gray.jpg"):
-    p = os.path.join(SHARED, "images", n)
-    if os.path.exists(p):
-        shutil.copy(p, os.path.join(OUT, "image", n))
+    shutil.copy(os.path.join(DATA, "images", n), os.path.join(OUT, "image", n))
 
 # tokenizer
 texts = ["a photo of a cat", "A Photo Of A CAT!!", "Ελληνικά 中文 🐱", "İSTANBUL ΟΔΟΣ", "e\u0301\u0323 \u1100\u1161\u11a8",
          "it's we'll I'M", "<|endoftext|> <|startoftext|>x <|ENDOFTEXT|>", "a\u00a0b\u3000c\x1cd", "12345 ½ Ⅷ",
          "\xff\xfe", "x " * 100]
-cases = os.path.join(SHARED, "tokenizer", "cases.json")
-if os.path.exists(cases):
-    texts += [c["text"] for c in rng.sample(json.load(open(cases, encoding="utf-8"))["cases"], 200)]
+with open(os.path.join(DATA, "tokenizer_cases.json"), encoding="utf-8") as f:
+    texts += [c["text"] for c in rng.sample(json.load(f)["cases"], 200)]
 for i, t in enumerate(texts):
     put("tokenizer", f"t{i}", t.encode("utf-8", "surrogatepass"))
 put("tokenizer", "invalid", b"a\xffb\xe2\x82 \xf0\x9f\x90 \xed\xa0\x80 \xc0\xaf")

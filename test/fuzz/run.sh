@@ -11,8 +11,9 @@ secs=${2:-60}
 make -s fuzz
 [ -d test/fuzz/seeds/$target ] || ${PYTHON:-python3} test/fuzz/make_seeds.py
 mkdir -p test/fuzz/corpus/$target test/fuzz/crashes
-if [ "$target" = tokenizer ] && [ -z "$CLIP_FUZZ_MODEL" ] && [ -f test/out/tiny-quickgelu.bin ]; then
-    export CLIP_FUZZ_MODEL=test/out/tiny-quickgelu.bin
+if [ "$target" = tokenizer ] && [ -z "$CLIP_FUZZ_MODEL" ]; then
+    # the real merges: the generated tiny-quickgelu model (test/common.py)
+    CLIP_FUZZ_MODEL=$(${PYTHON:-python3} test/common.py model tiny-quickgelu) && export CLIP_FUZZ_MODEL
 fi
 ./test/fuzz/fuzz_$target -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 \
     -artifact_prefix=test/fuzz/crashes/$target- test/fuzz/corpus/$target test/fuzz/seeds/$target
