@@ -5,12 +5,13 @@ for the tests of every repository layout users download, the same weights
 with the files that go beside them (tokenizer.json and processor_config.json
 as transformers writes them today; the older merges.txt + vocab.json +
 preprocessor_config.json layout; an open_clip checkpoint)."""
-import gzip
 import json
 import os
 import struct
 
 import numpy as np
+
+from tokenizer_model import Tokenizer, read_merges
 
 SHAPES = {
     # name: (vision width, layers, heads, patch, image[, mlp]), (text width, layers, heads[, mlp]), projection
@@ -125,27 +126,12 @@ def random_clip(folder, name, seed=0, act="quick_gelu"):
 # ---------------------------------------------------------------------------
 # The files beside the weights, for each repository layout
 
-def bytes_to_unicode():
-    """GPT-2's byte -> printable character table, in CLIP's order."""
-    bs = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
-    cs, n = bs[:], 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs)))
-
-
 def clip_tokenizer(vocab_gz):
     """(merges, {token: id}) of CLIP's tokenizer from OpenAI's
     bpe_simple_vocab_16e6.txt.gz: a header line, then the merges, of which
     CLIP keeps the first 49152 - 256 - 2."""
-    with gzip.open(vocab_gz, "rt", encoding="utf-8") as f:
-        merges = [tuple(l.split()) for l in f.read().split("\n")[1:49152 - 256 - 2 + 1]]
-    base = list(bytes_to_unicode().values())
-    tokens = base + [b + "</w>" for b in base] + ["".join(m) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
-    return merges, {t: i for i, t in enumerate(tokens)}
+    merges = read_merges(vocab_gz)
+    return merges, Tokenizer(merges).ids
 
 
 SPLIT = r"<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"
