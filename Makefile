@@ -33,10 +33,11 @@ ALL_LDFLAGS = $(LDFLAGS) $(OMP_FLAG)
 LDLIBS += -lm
 
 # the library and the command line: a porter's build is one compiler command over these
-SRC = clip.c tokenizer.c image.c platform/platform.c decoders/jpeg.c decoders/pnm.c selftest/selftest.c
-HDR = clip.h platform/platform.h decoders/decoders.h generated/unicode_tables.h generated/selftest_data.h
+SRC = clip.c tokenizer.c image.c platform/platform.c decoders/jpeg.c decoders/png.c decoders/inflate.c decoders/gif.c decoders/bmp.c \
+      decoders/webp.c decoders/vp8.c decoders/pnm.c selftest/selftest.c
+HDR = clip.h platform/platform.h decoders/decoders.h decoders/inflate.h generated/unicode_tables.h generated/selftest_data.h
 
-.PHONY: all test clean demo bench fuzz sources selftest-data unicode-tables
+.PHONY: all test clean demo bench fuzz fuzz-targets sources selftest-data unicode-tables
 
 all: clip
 
@@ -62,6 +63,10 @@ unicode-tables:
 selftest-data:
 	$(PYTHON) tools/gen_selftest.py
 
+# the fuzz harnesses' names, for test/run.sh
+fuzz-targets:
+	@echo $(FUZZ_TARGETS)
+
 # the source list, for scripts that build the project their own way (test_cross, valgrind)
 sources:
 	@echo $(SRC)
@@ -76,7 +81,7 @@ bench: clip bench/clip_bench
 	$(PYTHON) bench/bench_decode.py
 
 # fuzzers (clang's libFuzzer + ASan + UBSan); run one with test/fuzz/run.sh TARGET SECONDS
-FUZZ_TARGETS = image tokenizer blob labels
+FUZZ_TARGETS = image png gif bmp webp vp8 tokenizer blob labels
 FUZZ_CC ?= clang
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -DCLIP_NO_MAIN -DCLIP_MAX_PIXELS=4000000LL
 fuzz: $(FUZZ_TARGETS:%=test/fuzz/fuzz_%)

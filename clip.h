@@ -86,7 +86,8 @@ const clip_config *clip_model_config(const clip_model *m);
 
 /* ---- images (image.c) ---- */
 
-/* Decode a PPM/PGM (P6, P5, P3, P2) or JPEG file or buffer to RGB. */
+/* Decode an image file or buffer to RGB: JPEG, PNG, GIF (its first frame), BMP,
+   WebP (an animation's first frame), PPM/PGM; the format is told by the content. */
 int clip_image_load(clip_image *img, const char *path, char *err);
 int clip_image_decode(clip_image *img, const unsigned char *data, size_t size, char *err);
 void clip_image_free(clip_image *img);

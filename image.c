@@ -1,5 +1,5 @@
-/* image.c - CLIP's image input: a JPEG, PPM or PGM file decoded to RGB,
-   then resized and center-cropped as Hugging Face's CLIPImageProcessor
+/* image.c - CLIP's image input: a JPEG, PNG, GIF, BMP, WebP, PPM or PGM file decoded
+   to RGB, then resized and center-cropped as Hugging Face's CLIPImageProcessor
    does, bit-exact with Pillow's resampling; the crop is what the vision
    tower sees (clip.c normalizes it).
 
@@ -56,8 +56,12 @@ int clip_image_decode(clip_image *img, const unsigned char *data, size_t size, c
     img->rgb = NULL;
     img->width = img->height = 0;
     if (clip_is_jpeg(data, size)) return clip_decode_jpeg(img, data, size, err);
+    if (clip_is_png(data, size)) return clip_decode_png(img, data, size, err);
+    if (clip_is_gif(data, size)) return clip_decode_gif(img, data, size, err);
+    if (clip_is_bmp(data, size)) return clip_decode_bmp(img, data, size, err);
+    if (clip_is_webp(data, size)) return clip_decode_webp(img, data, size, err);
     if (clip_is_pnm(data, size)) return clip_decode_pnm(img, data, size, err);
-    return clip_error(err, "clip: unknown image format (JPEG, PPM and PGM are read)");
+    return clip_error(err, "clip: unknown image format (JPEG, PNG, GIF, BMP, WebP, PPM and PGM are read)");
 }
 
 /* ------------------------------------------------------------------------

@@ -1,20 +1,23 @@
 #!/usr/bin/env python3
-"""Decoding + preprocessing a 12-megapixel JPEG, side by side with djpeg,
-Pillow and one ViT-B/32 image-tower forward pass, medians of interleaved
-runs, reported with ratios.
+"""Decoding + preprocessing a 12-megapixel photo-like image as JPEG, PNG and
+WebP, side by side with the reference decoders (djpeg, dwebp), Pillow and
+one ViT-B/32 image-tower forward pass, medians of interleaved runs, reported
+with ratios.
 
     bench/bench_decode.py [--runs N] [--threads 1,2] [--model weights.bin] [--width W --height H]
 
 clip.c is timed in-process by bench/clip_bench (file reading included):
 clip_image_load (the whole image) and clip_preprocess_file (the crop the
 model sees), in the same process as its image-tower forward. djpeg is timed
-as a process (decode to PPM, output discarded); Pillow in-process (decode;
-decode + Hugging Face's resize + center crop). Two test images: a baseline
-4:2:0 q90 JPEG (what cameras write) and its progressive twin.
+and dwebp as processes (decode to PPM, output discarded); Pillow in-process
+(decode; decode + Hugging Face's resize + center crop; PNG is libpng + zlib
+under it, WebP libwebp). The test images: a baseline 4:2:0 q90 JPEG (what
+cameras write) and its progressive twin, the same picture as a PNG (Pillow's
+default compression) and as WebP, lossy (cwebp -q 80) and lossless.
 
 Without --model a random ViT-B/32 is generated and exported (needs
 data/bpe_simple_vocab_16e6.txt.gz for its tokenizer); needs cjpeg/djpeg
-(libjpeg-turbo-progs), numpy and Pillow."""
+(libjpeg-turbo-progs), cwebp/dwebp (webp), numpy and Pillow."""
 import argparse
 import json
 import os
@@ -52,10 +55,15 @@ img[(x.astype(int) // 500 + y.astype(int) // 500) % 2 == 0] *= 0.7
 src = os.path.join(tmp, "big.ppm")
 Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB").save(src)
 del img, x, y
-jpegs = {}
+images = {}
 for name, extra in (("baseline", []), ("progressive", ["-progressive"])):
-    jpegs[name] = os.path.join(tmp, f"{name}.jpg")
-    subprocess.run(["cjpeg", "-quality", "90"] + extra + ["-outfile", jpegs[name], src], check=True)
+    images[name] = os.path.join(tmp, f"{name}.jpg")
+    subprocess.run(["cjpeg", "-quality", "90"] + extra + ["-outfile", images[name], src], check=True)
+images["png"] = os.path.join(tmp, "big.png")
+Image.open(src).save(images["png"])
+for name, extra in (("webp lossy", ["-q", "80"]), ("webp lossless", ["-lossless"])):
+    images[name] = os.path.join(tmp, name.replace(" ", "_") + ".webp")
+    subprocess.run(["cwebp", "-quiet"] + extra + [src, "-o", images[name]], check=True)
 os.remove(src)
 
 model = args.model
@@ -67,27 +75,34 @@ if not model:
                     random_clip(os.path.join(tmp, "ckpt"), "ViT-B-32"), model, "--tokenizer", vocab], check=True)
 
 
-def clip_bench(jpg, threads):
-    out = subprocess.run([bench, model, "3", "1", "2", jpg], check=True, capture_output=True,
+def clip_bench(path, threads):
+    out = subprocess.run([bench, model, "3", "1", "2", path], check=True, capture_output=True,
                          env=dict(os.environ, OMP_NUM_THREADS=str(threads))).stdout
     return json.loads(out)
 
 
-def djpeg(jpg):
+def reference(name, path):
+    """The format's own command-line decoder, as a process; None for PNG (Pillow is its reference)."""
+    if name.startswith("webp"):
+        cmd = ["dwebp", "-quiet", "-ppm", path, "-o", os.devnull]
+    elif name in ("baseline", "progressive"):
+        cmd = ["djpeg", "-outfile", os.devnull, path]
+    else:
+        return None
     t = time.perf_counter()
-    subprocess.run(["djpeg", "-outfile", os.devnull, jpg], check=True)
+    subprocess.run(cmd, check=True)
     return time.perf_counter() - t
 
 
-def pil_decode(jpg):
+def pil_decode(path):
     t = time.perf_counter()
-    Image.open(jpg).convert("RGB")
+    Image.open(path).convert("RGB")
     return time.perf_counter() - t
 
 
-def pil_preprocess(jpg):
+def pil_preprocess(path):
     t = time.perf_counter()
-    hf_crop(Image.open(jpg).convert("RGB"), size).copy()
+    hf_crop(Image.open(path).convert("RGB"), size).copy()
     return time.perf_counter() - t
 
 
@@ -95,24 +110,29 @@ threads = [int(t) for t in args.threads.split(",")]
 size = 224  # the ViT-B/32 crop
 res = {}
 for _ in range(args.runs):
-    for name, jpg in jpegs.items():
+    for name, path in images.items():
         for th in threads:
-            r = clip_bench(jpg, th)
+            r = clip_bench(path, th)
             for k in ("decode_ms", "preprocess_ms", "image_ms"):
                 res.setdefault((name, f"clip {k} @{th}"), []).append(r[k] / 1e3)
-        res.setdefault((name, "djpeg"), []).append(djpeg(jpg))
-        res.setdefault((name, "pil decode"), []).append(pil_decode(jpg))
-        res.setdefault((name, "pil preprocess"), []).append(pil_preprocess(jpg))
+        ref = reference(name, path)
+        if ref is not None:
+            res.setdefault((name, "reference"), []).append(ref)
+        res.setdefault((name, "pil decode"), []).append(pil_decode(path))
+        res.setdefault((name, "pil preprocess"), []).append(pil_preprocess(path))
 med = {k: statistics.median(v) * 1e3 for k, v in res.items()}
-print(f"{w}x{h} JPEG, q90 4:2:0, medians of {args.runs} interleaved runs (clip: medians of 3 inside each run)")
-for name, jpg in jpegs.items():
-    print(f"\n{name} ({os.path.getsize(jpg) / 1e6:.1f} MB)")
-    print(f"  {'djpeg, whole process':44s} {med[(name, 'djpeg')]:7.1f} ms")
+print(f"{w}x{h} photo-like image, medians of {args.runs} interleaved runs (clip: medians of 3 inside each run)")
+for name, path in images.items():
+    refname = "dwebp" if name.startswith("webp") else "djpeg"
+    kind = {"baseline": "JPEG q90 4:2:0", "progressive": "JPEG q90 4:2:0 progressive"}.get(name, name)
+    print(f"\n{kind} ({os.path.getsize(path) / 1e6:.1f} MB)")
+    if (name, "reference") in med:
+        print(f"  {refname + ', whole process':44s} {med[(name, 'reference')]:7.1f} ms")
     print(f"  {'Pillow decode':44s} {med[(name, 'pil decode')]:7.1f} ms")
     print(f"  {'Pillow decode + resize + crop':44s} {med[(name, 'pil preprocess')]:7.1f} ms")
     for th in threads:
         d, p, f = (med[(name, f"clip {k} @{th}")] for k in ("decode_ms", "preprocess_ms", "image_ms"))
-        print(f"  {f'clip decode, {th} thread(s)':44s} {d:7.1f} ms   {d / med[(name, 'djpeg')]:.2f}x djpeg, "
-              f"{d / med[(name, 'pil decode')]:.2f}x Pillow")
+        vs_ref = f"{d / med[(name, 'reference')]:.2f}x {refname}, " if (name, "reference") in med else ""
+        print(f"  {f'clip decode, {th} thread(s)':44s} {d:7.1f} ms   {vs_ref}{d / med[(name, 'pil decode')]:.2f}x Pillow")
         print(f"  {f'clip decode + preprocess, {th} thread(s)':44s} {p:7.1f} ms   "
               f"{p / med[(name, 'pil preprocess')]:.2f}x Pillow, {p / f:.2f}x one ViT-B/32 forward ({f:.1f} ms)")

@@ -1,6 +1,7 @@
 /* decoders.h - the image decoders' interface to image.c.
 
-   One file per format in this folder (jpeg.c, pnm.c). A decoder has two
+   One file per format in this folder (jpeg.c, png.c with inflate.c, gif.c,
+   bmp.c, webp.c with vp8.c, pnm.c). A decoder has two
    functions: one that tells its format from the first bytes of the data,
    and one that decodes the whole file into a clip_image (allocated with
    clip_image_alloc; on failure the image is left empty and err says why,
@@ -51,6 +52,34 @@ int clip_is_jpeg(const unsigned char *data, size_t size);
 int clip_decode_jpeg(clip_image *img, const unsigned char *data, size_t size, char *err);
 /* Decode into the sink that prepare() sets up, at the first scan. */
 int clip_decode_jpeg_rows(const unsigned char *data, size_t size, clip_sink_prepare prepare, void *ctx, char *err);
+
+/* ---- PNG (png.c; zlib's inflate in inflate.c) ---- */
+
+int clip_is_png(const unsigned char *data, size_t size);
+int clip_decode_png(clip_image *img, const unsigned char *data, size_t size, char *err);
+
+/* ---- GIF (gif.c): the first frame, as Pillow composes it ---- */
+
+int clip_is_gif(const unsigned char *data, size_t size);
+int clip_decode_gif(clip_image *img, const unsigned char *data, size_t size, char *err);
+
+/* ---- BMP (bmp.c) ---- */
+
+int clip_is_bmp(const unsigned char *data, size_t size);
+int clip_decode_bmp(clip_image *img, const unsigned char *data, size_t size, char *err);
+
+/* ---- WebP (webp.c: the RIFF container, lossless VP8L, alpha, animation;
+   vp8.c: the lossy VP8 bitstream) ---- */
+
+int clip_is_webp(const unsigned char *data, size_t size);
+int clip_decode_webp(clip_image *img, const unsigned char *data, size_t size, char *err);
+
+/* The frame size in a VP8 key frame header (data: a 'VP8 ' chunk's payload). */
+int clip_vp8_size(const unsigned char *data, size_t size, int *w, int *h, char *err);
+/* Decode that frame to RGB as libwebp's WebPDecodeRGB does (fancy
+   upsampling): w x h pixels, 3 bytes each, rows stride bytes apart. */
+int clip_vp8_decode(const unsigned char *data, size_t size, int w, int h, unsigned char *rgb, size_t stride,
+                    char *err);
 
 /* ---- PPM / PGM (pnm.c) ---- */
 

@@ -1,11 +1,17 @@
 /* jpeg.c - the JPEG decoder: baseline, extended and progressive, Huffman-
-   or arithmetic-coded, 8-bit, gray or three components (YCbCr, or RGB by
-   Adobe marker / component ids), any integral sampling factors. The output
-   is what libjpeg-turbo's default decompression gives (djpeg, Pillow): the
-   same "islow" integer IDCT, the same upsamplers (triangle-filter "fancy"
-   ones for 2x1, 1x2 and 2x2 with libjpeg-turbo's conditions, replication
-   otherwise, with its edge handling), the same fixed-point YCbCr->RGB
-   tables.
+   or arithmetic-coded, 8-bit, gray, three components (YCbCr, or RGB by
+   Adobe marker / component ids) or four (CMYK or YCCK, converted to RGB as
+   Pillow's convert("RGB") does), any integral sampling factors. The output
+   is what libjpeg-turbo 2.1.5's default decompression gives (djpeg,
+   Pillow): the same "islow" integer IDCT (as its x86-64 SIMD code computes
+   it), the same upsamplers (triangle-filter "fancy" ones for 2x1, 1x2 and
+   2x2 with libjpeg-turbo's conditions, replication otherwise, with its edge
+   handling), the same fixed-point YCbCr->RGB tables, the same inter-block
+   smoothing of progressive files whose scans stop early. Damaged files
+   read as libjpeg reads them with a warning (junk between segments, bad
+   codes and markers inside a scan, lost restart markers, missing Huffman
+   tables); where Pillow's libjpeg waits for data that never comes (a
+   truncated file), they are refused.
 
    Reading order: the headers, the Huffman decoder, the arithmetic decoder,
    the IDCT, then the output stage (see there) that turns rows of MCUs into
@@ -48,6 +54,10 @@ typedef struct {
 
 typedef struct {
     int id, h, v, tq;          /* component id, sampling factors, quant table */
+    /* what the scans so far sent of the first ten coefficients (zigzag
+       order), as libjpeg's coef_bits: -1 nothing, else the Al of the last
+       scan (0: exact); and the same before the component's latest scan */
+    int bits[10], prev_bits[10];
     int bw, bh;                /* blocks stored (whole MCUs) */
     int dw, dh;                /* downsampled size in samples (libjpeg's downsampled_width/height) */
     int dc_tbl, ac_tbl;        /* tables of the current scan */
@@ -70,12 +80,17 @@ typedef struct {
     jpeg_comp comp[JPEG_MAX_COMPONENTS];
     int seen_sof;
     int rgb;                   /* 3 components that are RGB, not YCbCr (decided at the first scan) */
+    int ycck;                  /* 4 components that are YCCK, not CMYK (decided at the first scan) */
     /* the current scan */
     int ns, ss, se, ah, al;
     jpeg_comp *sc[JPEG_MAX_COMPONENTS];
     int mcus, per_row;         /* MCUs in the scan; blocks per row of a one-component scan */
     int todo, rst;             /* MCUs left in the restart interval; the next RSTn */
     int failed_at;             /* MCU row whose entropy decoding failed, or -1 */
+    int scan_no;               /* scans begun, the current one included */
+    int last_good;             /* libjpeg's last_good_iMCU_row: where the last MCU began with data */
+    int smooth;                /* inter-block smoothing of the progressive output (see there) */
+    long tail;                 /* data bits after the last scan's last code (64 if a marker ends it) */
     /* arithmetic coding (SOF9, SOF10) */
     int arith;
     unsigned char dc_L[16], dc_U[16], ac_K[16]; /* DAC conditioning, per table */
@@ -89,6 +104,7 @@ typedef struct {
     int nbits;
     int fill_bits;             /* zero bits inserted past a marker or the end of data */
     int marker;                /* the marker that stopped the bit reader, or 0 */
+    int insufficient;          /* bits past a marker were used: the rest of the interval is skipped */
     int eobrun;
     char *err;
 } jpeg_dec;
@@ -97,6 +113,11 @@ typedef struct {
    (A macro, so that the prefix joins the format string, which the compiler
    then checks.) */
 #define jfail(d, ...) clip_error((d)->err, "clip: JPEG: " __VA_ARGS__)
+
+static int32_t wrap32(uint32_t v)
+{
+    return v >= 0x80000000u ? (int32_t)(v - 0x80000000u) - 0x7FFFFFFF - 1 : (int32_t)v;
+}
 
 static int16_t wrap16(int32_t v)
 {
@@ -125,6 +146,37 @@ static int segment(jpeg_dec *d, const unsigned char **seg, int *len, const char 
     *len = n - 2;
     d->p += n - 2;
     return 0;
+}
+
+/* An APPn, COM or DNL segment, read as libjpeg does: a length under 2
+   stands for no payload (it skips nothing after the length field), and a
+   payload past the end of the data is a truncated file. */
+static int variable_segment(jpeg_dec *d, const unsigned char **seg, int *len, const char *what)
+{
+    int n;
+    *seg = d->p;
+    *len = 0;
+    if (read_u16(d, &n)) return jfail(d, "%s segment is truncated", what);
+    n = n < 2 ? 0 : n - 2;
+    if (n > d->end - d->p) return jfail(d, "%s segment length %d runs past the end of the data", what, n + 2);
+    *seg = d->p;
+    *len = n;
+    d->p += n;
+    return 0;
+}
+
+/* libjpeg's search for the next marker between segments: anything up to an
+   0xFF is skipped (libjpeg warns of "extraneous bytes" and goes on), and so
+   are fill 0xFFs and stuffed 0xFF00 pairs. The marker's code, or -1 at the
+   end of the data. */
+static int next_marker(jpeg_dec *d)
+{
+    for (;;) {
+        while (d->p < d->end && *d->p != 0xFF) d->p++;
+        while (d->p < d->end && *d->p == 0xFF) d->p++;
+        if (d->p >= d->end) return -1;
+        if (*d->p++ != 0) return d->p[-1];
+    }
 }
 
 static int parse_dqt(jpeg_dec *d)
@@ -200,6 +252,43 @@ static int build_huff(jpeg_dec *d, huff_table *t, const unsigned char *counts, c
     return 0;
 }
 
+/* The tables of T.81 annex K.3 (K.3.3.1 and K.3.3.2: DC luminance,
+   DC chrominance, AC luminance, AC chrominance) as code-length counts and
+   values. Motion-JPEG frames leave them out; libjpeg puts them in Huffman
+   slots 0 and 1 when the file has not defined those by the first scan. */
+static const unsigned char jpeg_std_counts[4][16] = {
+    {0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0},
+    {0, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0},
+    {0, 2, 1, 3, 3, 2, 4, 3, 5, 5, 4, 4, 0, 0, 1, 125},
+    {0, 2, 1, 2, 4, 4, 3, 4, 7, 5, 4, 4, 0, 1, 2, 119},
+};
+static const unsigned char jpeg_std_values[4][162] = {
+    {0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b},
+    {0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b},
+    {0x01, 0x02, 0x03, 0x00, 0x04, 0x11, 0x05, 0x12, 0x21, 0x31, 0x41, 0x06, 0x13, 0x51, 0x61, 0x07,
+     0x22, 0x71, 0x14, 0x32, 0x81, 0x91, 0xa1, 0x08, 0x23, 0x42, 0xb1, 0xc1, 0x15, 0x52, 0xd1, 0xf0,
+     0x24, 0x33, 0x62, 0x72, 0x82, 0x09, 0x0a, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x25, 0x26, 0x27, 0x28,
+     0x29, 0x2a, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3a, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48, 0x49,
+     0x4a, 0x53, 0x54, 0x55, 0x56, 0x57, 0x58, 0x59, 0x5a, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69,
+     0x6a, 0x73, 0x74, 0x75, 0x76, 0x77, 0x78, 0x79, 0x7a, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89,
+     0x8a, 0x92, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9a, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7,
+     0xa8, 0xa9, 0xaa, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7, 0xb8, 0xb9, 0xba, 0xc2, 0xc3, 0xc4, 0xc5,
+     0xc6, 0xc7, 0xc8, 0xc9, 0xca, 0xd2, 0xd3, 0xd4, 0xd5, 0xd6, 0xd7, 0xd8, 0xd9, 0xda, 0xe1, 0xe2,
+     0xe3, 0xe4, 0xe5, 0xe6, 0xe7, 0xe8, 0xe9, 0xea, 0xf1, 0xf2, 0xf3, 0xf4, 0xf5, 0xf6, 0xf7, 0xf8,
+     0xf9, 0xfa},
+    {0x00, 0x01, 0x02, 0x03, 0x11, 0x04, 0x05, 0x21, 0x31, 0x06, 0x12, 0x41, 0x51, 0x07, 0x61, 0x71,
+     0x13, 0x22, 0x32, 0x81, 0x08, 0x14, 0x42, 0x91, 0xa1, 0xb1, 0xc1, 0x09, 0x23, 0x33, 0x52, 0xf0,
+     0x15, 0x62, 0x72, 0xd1, 0x0a, 0x16, 0x24, 0x34, 0xe1, 0x25, 0xf1, 0x17, 0x18, 0x19, 0x1a, 0x26,
+     0x27, 0x28, 0x29, 0x2a, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3a, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48,
+     0x49, 0x4a, 0x53, 0x54, 0x55, 0x56, 0x57, 0x58, 0x59, 0x5a, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68,
+     0x69, 0x6a, 0x73, 0x74, 0x75, 0x76, 0x77, 0x78, 0x79, 0x7a, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87,
+     0x88, 0x89, 0x8a, 0x92, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9a, 0xa2, 0xa3, 0xa4, 0xa5,
+     0xa6, 0xa7, 0xa8, 0xa9, 0xaa, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7, 0xb8, 0xb9, 0xba, 0xc2, 0xc3,
+     0xc4, 0xc5, 0xc6, 0xc7, 0xc8, 0xc9, 0xca, 0xd2, 0xd3, 0xd4, 0xd5, 0xd6, 0xd7, 0xd8, 0xd9, 0xda,
+     0xe2, 0xe3, 0xe4, 0xe5, 0xe6, 0xe7, 0xe8, 0xe9, 0xea, 0xf2, 0xf3, 0xf4, 0xf5, 0xf6, 0xf7, 0xf8,
+     0xf9, 0xfa},
+};
+
 static int parse_dht(jpeg_dec *d)
 {
     const unsigned char *s;
@@ -254,10 +343,10 @@ static int parse_sof(jpeg_dec *d, int marker)
     d->h = s[1] << 8 | s[2];
     d->w = s[3] << 8 | s[4];
     d->ncomp = s[5];
-    if (d->h == 0) return jfail(d, "height 0 (a DNL marker) is not supported");
+    if (d->h == 0) return jfail(d, "height 0 in the frame header (set later by a DNL marker) is not supported");
     if (d->w == 0) return jfail(d, "image width is 0");
-    if (d->ncomp == 4) return jfail(d, "CMYK/YCCK (4-component) JPEG is not supported; convert it to RGB first");
-    if (d->ncomp != 1 && d->ncomp != 3) return jfail(d, "%d components are not supported (1 or 3 are)", d->ncomp);
+    if (d->ncomp != 1 && d->ncomp != 3 && d->ncomp != 4)
+        return jfail(d, "%d components are not supported (1, 3 or 4 are)", d->ncomp);
     if (len < 6 + 3 * d->ncomp) return jfail(d, "frame header too short");
     if ((long long)d->w * d->h > CLIP_MAX_PIXELS)
         return jfail(d, "%dx%d pixels is over the limit of %lld pixels (a decompression bomb?)", d->w, d->h,
@@ -269,10 +358,9 @@ static int parse_sof(jpeg_dec *d, int marker)
         c->h = s[7 + 3 * i] >> 4;
         c->v = s[7 + 3 * i] & 15;
         c->tq = s[8 + 3 * i];
+        for (j = 0; j < 10; j++) c->bits[j] = -1;
         if (c->h < 1 || c->h > 4 || c->v < 1 || c->v > 4 || c->tq > 3)
             return jfail(d, "component %d: sampling %dx%d or quant table %d is invalid", i, c->h, c->v, c->tq);
-        for (j = 0; j < i; j++)
-            if (d->comp[j].id == c->id) return jfail(d, "two components share the id %d", c->id);
         if (c->h > d->hmax) d->hmax = c->h;
         if (c->v > d->vmax) d->vmax = c->v;
     }
@@ -359,12 +447,14 @@ static int get_bits(jpeg_dec *d, int n)
     return v;
 }
 
-/* Next Huffman symbol, or -1 for a code that is in no table. */
+/* Next Huffman symbol. A code that is in no table is corrupt data: libjpeg
+   warns, takes 17 bits (reading one more bit after the longest length) and
+   gives the symbol 0 (a zero DC difference, or end of block), and so do we. */
 static int huff_decode(jpeg_dec *d, const huff_table *t)
 {
     int l;
     int32_t code;
-    if (d->nbits < 16) fill_bits(d);
+    if (d->nbits < 17) fill_bits(d);
     {
         uint16_t f = t->fast[d->bits >> (64 - HUFF_FAST_BITS)];
         if (f) {
@@ -382,17 +472,24 @@ static int huff_decode(jpeg_dec *d, const huff_table *t)
             return t->vals[code + t->valoffset[l]];
         }
     }
-    return -1;
+    d->bits <<= 17;
+    d->nbits -= 17;
+    return 0;
 }
 
-/* Decoding past the data (a marker or the end of file) means the image is
-   truncated or corrupt: Pillow refuses such files, and so do we. */
+/* After each MCU: has the decoding used bits past the data? At a marker
+   inside the scan libjpeg warns ("premature end of data segment"), gives
+   zeros for the rest of that MCU (as fill_bits does) and leaves every later
+   MCU of the restart interval untouched (zero, or earlier scans' values);
+   at the end of the file Pillow's libjpeg waits for more data and Pillow
+   fails ("image file is truncated"), and so do we. */
 static int check_overrun(jpeg_dec *d)
 {
     if (d->ar_truncated) return jfail(d, "the data ends inside a scan (truncated file)");
     if (d->fill_bits <= d->nbits) return 0;
     if (d->marker == 0x100) return jfail(d, "the data ends inside a scan (truncated file)");
-    return jfail(d, "corrupt data: marker 0x%02X inside a scan", d->marker);
+    d->insufficient = 1;
+    return 0;
 }
 
 /* The hot decoding loops keep the bit buffer in locals, so it stays in
@@ -436,14 +533,13 @@ static int decode_block_baseline(jpeg_dec *d, jpeg_comp *c, int16_t *blk)
         if ((e >> 8 & 127) != AC_FAST_EOB) diff = (int32_t)(e >> 16) - 32768;
     } else {
         sz = huff_decode(d, &d->dc[c->dc_tbl]);
-        if (sz < 0) return jfail(d, "corrupt data: bad Huffman code");
         if (sz) diff = extend(get_bits(d, sz), sz);
         bits = d->bits;
         nbits = d->nbits;
     }
-    if ((diff > 0 && c->dc_pred > INT32_MAX / 2) || (diff < 0 && c->dc_pred < INT32_MIN / 2))
-        return jfail(d, "corrupt data: DC coefficient out of range");
-    c->dc_pred += diff;
+    /* libjpeg's sequential decoder lets the prediction wrap (the stored
+       coefficient is its low 16 bits either way) */
+    c->dc_pred = wrap32((uint32_t)c->dc_pred + (uint32_t)diff);
     blk[0] = wrap16(c->dc_pred);
     /* AC: the buffer is topped up once per four lookups (the refill leaves
        at least 57 bits, four lookups take at most 40), which spares three
@@ -467,7 +563,6 @@ static int decode_block_baseline(jpeg_dec *d, jpeg_comp *c, int16_t *blk)
         /* the long way: codes or values past AC_FAST_BITS, ZRL, bad codes */
         bits_out(d, bits, nbits);
         sz = huff_decode(d, &d->ac[c->ac_tbl]);
-        if (sz < 0) return jfail(d, "corrupt data: bad Huffman code");
         r = sz >> 4;
         sz &= 15;
         if (sz) {
@@ -491,10 +586,10 @@ static int decode_dc_first(jpeg_dec *d, jpeg_comp *c, int16_t *blk, int al)
 {
     int s = huff_decode(d, &d->dc[c->dc_tbl]);
     int32_t diff = 0;
-    if (s < 0) return jfail(d, "corrupt data: bad Huffman code");
     if (s) diff = extend(get_bits(d, s), s);
-    if ((diff > 0 && c->dc_pred > INT32_MAX / 2) || (diff < 0 && c->dc_pred < INT32_MIN / 2))
-        return jfail(d, "corrupt data: DC coefficient out of range");
+    /* libjpeg's progressive decoder refuses a prediction past int's range */
+    if ((c->dc_pred >= 0 && diff > INT32_MAX - c->dc_pred) || (c->dc_pred < 0 && diff < INT32_MIN - c->dc_pred))
+        return jfail(d, "corrupt data: DC coefficient out of range (bogus DCT coefficient)");
     c->dc_pred += diff;
     blk[0] = wrap16((int32_t)((uint32_t)c->dc_pred << al));
     return 0;
@@ -527,7 +622,6 @@ static int decode_ac_first(jpeg_dec *d, jpeg_comp *c, int16_t *blk, int ss, int 
         }
         bits_out(d, bits, nbits);
         rs = huff_decode(d, ac);
-        if (rs < 0) return jfail(d, "corrupt data: bad Huffman code");
         r = rs >> 4;
         s = rs & 15;
         if (s) {
@@ -588,7 +682,6 @@ static int decode_ac_refine(jpeg_dec *d, jpeg_comp *c, int16_t *blk, int ss, int
                 int rs;
                 bits_out(d, bits, nbits);
                 rs = huff_decode(d, ac);
-                if (rs < 0) return jfail(d, "corrupt data: bad Huffman code");
                 r = rs >> 4;
                 if (rs & 15) {
                     s = get_bits(d, 1) ? p1 : -p1;
@@ -631,9 +724,10 @@ static int decode_ac_refine(jpeg_dec *d, jpeg_comp *c, int16_t *blk, int ss, int
    The QM-coder as libjpeg implements it: C holds the code base and the
    unread input bits, with a floating cut-point CT; each statistics bin is a
    byte, MPS sense << 7 | state. A marker inside the data is legal: zeros
-   are fed from there on. Bad codes (a magnitude or a run past its limit),
-   which libjpeg turns into a warning and a zeroed rest of scan, are refused
-   here, as corrupt Huffman data is. */
+   are fed from there on. A bad code (a magnitude or a run past its limit)
+   is corrupt data: libjpeg warns, drops the rest of the MCU and does
+   nothing more until the next restart, and so do we (it sets the same
+   "insufficient" flag as Huffman data that runs into a marker). */
 
 /* Table D.2: Qe, the next state after an LPS and after an MPS, and whether
    an LPS swaps the MPS sense. State 113 is a fixed 0.5 estimate. */
@@ -772,20 +866,24 @@ static int arith_value(jpeg_dec *d, unsigned char *st, int m, int sign)
     return sign ? -v : v;
 }
 
-/* A DC difference (F.1.4.4.1, figures F.19 - F.24), added to the prediction. */
-static int arith_dc(jpeg_dec *d, jpeg_comp *c)
+/* A DC difference (F.1.4.4.1, figures F.19 - F.24), added to the
+   prediction; a bad code sets d->insufficient and leaves it. */
+static void arith_dc(jpeg_dec *d, jpeg_comp *c)
 {
     unsigned char *stats = d->dc_stats[c->dc_tbl], *st = stats + c->dc_context;
     int sign, m, v, L = d->dc_L[c->dc_tbl], U = d->dc_U[c->dc_tbl];
     if (!arith_bit(d, st)) {
         c->dc_context = 0;
-        return 0;
+        return;
     }
     sign = arith_bit(d, st + 1);
     st += 2 + sign;
     if ((m = arith_bit(d, st)) != 0) { /* the magnitude category */
         st = stats + 20;
-        if (arith_category(d, &st, &m)) return jfail(d, "corrupt data: bad arithmetic code (DC magnitude)");
+        if (arith_category(d, &st, &m)) {
+            d->insufficient = 1;
+            return;
+        }
     }
     /* the conditioning of the next difference: zero, small or large */
     if (m < (1 << L) >> 1)
@@ -795,10 +893,7 @@ static int arith_dc(jpeg_dec *d, jpeg_comp *c)
     else
         c->dc_context = 4 + 4 * sign;
     v = arith_value(d, st, m, sign);
-    if ((v > 0 && c->dc_pred > INT32_MAX / 2) || (v < 0 && c->dc_pred < INT32_MIN / 2))
-        return jfail(d, "corrupt data: DC coefficient out of range");
-    c->dc_pred += v;
-    return 0;
+    c->dc_pred = (c->dc_pred + v) & 0xFFFF; /* libjpeg keeps 16 bits */
 }
 
 /* AC coefficients k = ss..se (F.1.4.4.2, figure F.20), shifted by al. */
@@ -811,14 +906,20 @@ static int arith_ac(jpeg_dec *d, jpeg_comp *c, int16_t *blk, int ss, int se, int
         if (arith_bit(d, st)) break; /* end of block */
         while (!arith_bit(d, st + 1)) { /* a zero coefficient */
             st += 3;
-            if (++k > se) return jfail(d, "corrupt data: bad arithmetic code (run past the band)");
+            if (++k > se) {
+                d->insufficient = 1;
+                return 0;
+            }
         }
         sign = arith_bit(d, &d->fixed_bin);
         st += 2;
         if ((m = arith_bit(d, st)) != 0 && arith_bit(d, st)) {
             m <<= 1;
             st = stats + (k <= d->ac_K[c->ac_tbl] ? 189 : 217);
-            if (arith_category(d, &st, &m)) return jfail(d, "corrupt data: bad arithmetic code (AC magnitude)");
+            if (arith_category(d, &st, &m)) {
+                d->insufficient = 1;
+                return 0;
+            }
         }
         blk[jpeg_natural[k]] = wrap16((int32_t)((uint32_t)arith_value(d, st, m, sign) << al));
     }
@@ -848,7 +949,10 @@ static int arith_ac_refine(jpeg_dec *d, jpeg_comp *c, int16_t *blk, int ss, int 
                 break;
             }
             st += 3;
-            if (++k > se) return jfail(d, "corrupt data: bad arithmetic code (run past the band)");
+            if (++k > se) {
+                d->insufficient = 1;
+                return 0;
+            }
         }
     }
     return 0;
@@ -864,22 +968,28 @@ static int restart(jpeg_dec *d, int expected)
     d->nbits = 0;
     d->fill_bits = 0;
     if (!d->marker) {
-        /* find the marker: skip to the next 0xFF that is not stuffing */
-        while (d->p < d->end) {
-            if (d->p[0] == 0xFF && d->p + 1 < d->end && d->p[1] != 0x00 && d->p[1] != 0xFF) {
-                d->marker = d->p[1];
-                d->p += 2;
-                break;
-            }
-            d->p++;
-        }
+        int m = next_marker(d);
+        d->marker = m < 0 ? 0x100 : m;
     }
-    if (d->marker != 0xD0 + expected) {
-        if (d->marker == 0 || d->marker == 0x100) return jfail(d, "the data ends before restart marker %d", expected);
-        return jfail(d, "expected restart marker %d, found marker 0x%02X", expected, d->marker);
+    /* libjpeg's resynchronization when the marker is not RSTn: a marker
+       below SOF0 or an RST one or two behind is skipped (on to the next
+       marker); any other non-RST marker, or an RST one or two ahead, stays
+       pending, so that the intervals up to it decode as empty; an RST
+       further off is taken for the expected one */
+    d->eobrun = 0;
+    for (;;) {
+        int m = d->marker, rst = m >= 0xD0 && m <= 0xD7, n = (m - 0xD0 - expected) & 7;
+        if (m == 0x100) return jfail(d, "the data ends before restart marker %d (truncated file)", expected);
+        if ((m >= 0xC0 && !rst) || (rst && (n == 1 || n == 2))) { /* stays pending */
+            if (d->arith) d->insufficient = 0; /* its decoder restarts regardless */
+            return 0;
+        }
+        if (rst && n != 6 && n != 7) break;                                 /* taken */
+        m = next_marker(d);
+        d->marker = m < 0 ? 0x100 : m;
     }
     d->marker = 0;
-    d->eobrun = 0;
+    d->insufficient = 0;
     return 0;
 }
 
@@ -892,15 +1002,20 @@ static int begin_scan(jpeg_dec *d)
     if (!d->seen_sof) return jfail(d, "scan before the frame header");
     ns = len > 0 ? s[0] : 0;
     if (ns < 1 || ns > d->ncomp || len != 4 + 2 * ns) return jfail(d, "scan header is malformed");
+    /* libjpeg 2.1.5 matches the i-th id of the scan against the frame's
+       components from index i on only (it tests the scan's slot of the
+       frame index, filled for the indices below i), so a scan must list its
+       components in frame order, and a duplicated id names the later one */
     for (i = 0; i < ns; i++) {
         int id = s[1 + 2 * i], td = s[2 + 2 * i] >> 4, ta = s[2 + 2 * i] & 15;
         jpeg_comp *c = NULL;
-        for (j = 0; j < d->ncomp; j++)
+        for (j = i; j < d->ncomp && !c; j++)
             if (d->comp[j].id == id) c = &d->comp[j];
-        if (!c) return jfail(d, "scan names component %d, which the frame does not have", id);
+        if (!c)
+            return jfail(d, "scan names component id %d, which the frame does not have at or after position %d "
+                            "(components out of frame order: invalid component ID)", id, i);
         for (j = 0; j < i; j++)
-            if (d->sc[j] == c) return jfail(d, "scan names component %d twice", id);
-        if (!d->arith && (td > 3 || ta > 3)) return jfail(d, "scan uses Huffman table %d/%d (0..3 exist)", td, ta);
+            if (d->sc[j] == c) return jfail(d, "scan names component id %d twice (invalid component ID)", id);
         c->dc_tbl = td;
         c->ac_tbl = ta;
         d->sc[i] = c;
@@ -911,8 +1026,10 @@ static int begin_scan(jpeg_dec *d)
     d->ah = s[3 + 2 * ns] >> 4;
     d->al = s[3 + 2 * ns] & 15;
     if (d->progressive) {
+        /* libjpeg's checks: a DC scan is Ss = Se = 0, an AC scan one component
+           within the block; a refinement lowers Al by exactly one bit */
         if (d->ss > 63 || d->se > 63 || d->ss > d->se || (d->ss == 0 && d->se != 0) || (d->ss > 0 && ns != 1) ||
-            d->ah > 13 || d->al > 13)
+            (d->ah != 0 && d->al != d->ah - 1) || d->al > 13)
             return jfail(d, "progressive scan parameters Ss=%d Se=%d Ah=%d Al=%d are invalid", d->ss, d->se, d->ah,
                          d->al);
     } else {
@@ -920,13 +1037,19 @@ static int begin_scan(jpeg_dec *d)
         d->se = 63;
         d->ah = d->al = 0;
     }
+    d->scan_no++;
     for (i = 0; i < ns; i++) {
         jpeg_comp *c = d->sc[i];
         int need_dc = !d->progressive || (d->ss == 0 && d->ah == 0), need_ac = !d->progressive || d->ss > 0;
-        if (!d->arith && need_dc && !d->dc[c->dc_tbl].defined)
+        if (!d->arith && need_dc && (c->dc_tbl > 3 || !d->dc[c->dc_tbl].defined))
             return jfail(d, "scan uses DC Huffman table %d, never defined", c->dc_tbl);
-        if (!d->arith && need_ac && !d->ac[c->ac_tbl].defined)
+        if (!d->arith && need_ac && (c->ac_tbl > 3 || !d->ac[c->ac_tbl].defined))
             return jfail(d, "scan uses AC Huffman table %d, never defined", c->ac_tbl);
+        if (d->progressive) { /* as libjpeg's progressive decoders keep it */
+            for (j = d->ss < 1 ? d->ss : 1; j < 10; j++)
+                c->prev_bits[j] = d->scan_no > 1 ? c->bits[j] : 0;
+            for (j = d->ss; j <= d->se && j < 10; j++) c->bits[j] = d->al;
+        }
         if (!c->latched) { /* libjpeg fixes a component's table when its first scan starts */
             if (!d->quant_defined[c->tq]) return jfail(d, "quantization table %d is used but never defined", c->tq);
             memcpy(c->q, d->quant[c->tq], sizeof c->q);
@@ -939,6 +1062,7 @@ static int begin_scan(jpeg_dec *d)
     d->fill_bits = 0;
     d->marker = 0;
     d->eobrun = 0;
+    d->insufficient = 0;
     d->todo = d->restart_interval;
     d->rst = 0;
     d->ar_truncated = 0;
@@ -958,13 +1082,14 @@ static int begin_scan(jpeg_dec *d)
 static int arith_block(jpeg_dec *d, jpeg_comp *c, int16_t *blk)
 {
     if (!d->progressive) {
-        if (arith_dc(d, c)) return -1;
+        arith_dc(d, c);
+        if (d->insufficient) return 0;
         blk[0] = wrap16(c->dc_pred);
         return arith_ac(d, c, blk, 1, 63, 0);
     }
     if (d->ss == 0 && d->ah == 0) {
-        if (arith_dc(d, c)) return -1;
-        blk[0] = wrap16((int32_t)((uint32_t)c->dc_pred << d->al));
+        arith_dc(d, c);
+        if (!d->insufficient) blk[0] = wrap16((int32_t)((uint32_t)c->dc_pred << d->al));
         return 0;
     }
     if (d->ss == 0) {
@@ -982,17 +1107,19 @@ static int decode_mcus(jpeg_dec *d, int m0, int m1, int16_t *const *dest, const 
 {
     int mcu, i, one, mrow, mcol;
     for (mcu = m0; mcu < m1; mcu++) {
+        /* the MCU's place: a block (one-component scan) or an MCU of the grid */
+        one = d->ns == 1;
+        mrow = mcu / (one ? d->per_row : d->mcux);
+        mcol = mcu - mrow * (one ? d->per_row : d->mcux);
+        /* (libjpeg's arithmetic decoder never reports missing data) */
+        if (!d->insufficient || d->arith) d->last_good = one ? mrow / d->sc[0]->v : mrow;
         if (d->restart_interval && d->todo == 0) {
-            if (check_overrun(d) || restart(d, d->rst)) return -1;
+            if (restart(d, d->rst)) return -1;
             d->rst = (d->rst + 1) & 7;
             d->todo = d->restart_interval;
             for (i = 0; i < d->ns; i++) d->sc[i]->dc_pred = 0;
             if (d->arith) arith_reset(d);
         }
-        /* the MCU's place: a block (one-component scan) or an MCU of the grid */
-        one = d->ns == 1;
-        mrow = mcu / (one ? d->per_row : d->mcux);
-        mcol = mcu - mrow * (one ? d->per_row : d->mcux);
         for (i = 0; i < d->ns; i++) {
             jpeg_comp *c = d->sc[i];
             int bh = one ? 1 : c->v, bw = one ? 1 : c->h, y, x, rc;
@@ -1007,7 +1134,9 @@ static int decode_mcus(jpeg_dec *d, int m0, int m1, int16_t *const *dest, const 
                     } else {
                         blk = c->coef + ((size_t)brow * c->bw + (size_t)bcol) * 64;
                     }
-                    if (d->arith)
+                    if (d->insufficient)
+                        rc = 0;
+                    else if (d->arith)
                         rc = arith_block(d, c, blk);
                     else if (!d->progressive)
                         rc = decode_block_baseline(d, c, blk);
@@ -1023,7 +1152,7 @@ static int decode_mcus(jpeg_dec *d, int m0, int m1, int16_t *const *dest, const 
                 }
         }
         d->todo--;
-        if ((mcu & 63) == 0 && check_overrun(d)) return -1;
+        if (check_overrun(d)) return -1;
     }
     return 0;
 }
@@ -1033,6 +1162,15 @@ static int decode_mcus(jpeg_dec *d, int m0, int m1, int16_t *const *dest, const 
 static int end_scan(jpeg_dec *d)
 {
     if (check_overrun(d)) return -1;
+    /* the data bits after the last one used (fill 0xFFs at the very end
+       are none); past a marker, as many as a fill could want */
+    if (d->marker && d->marker != 0x100) {
+        d->tail = 64;
+    } else {
+        const unsigned char *e = d->end;
+        while (e > d->p && e[-1] == 0xFF) e--;
+        d->tail = (long)(e - d->p) * 8 + d->nbits - d->fill_bits;
+    }
     if (d->marker == 0x100) {
         d->p = d->end;
     } else if (d->marker) {
@@ -1045,40 +1183,57 @@ static int end_scan(jpeg_dec *d)
     return 0;
 }
 
-/* ---- the islow IDCT (jidctint.c's arithmetic) ----
+/* ---- the islow IDCT (libjpeg-turbo's, as its x86-64 SIMD code computes it) ----
 
-   Within one pass the butterfly is integer multiplies and adds only, so it
-   is computed in uint32_t: exact for every coefficient a real encoder
-   writes, and wrapping without undefined behaviour on hostile ones. Each
-   pass runs on eight lanes (the columns, then the rows) for the vectorizer. */
+   djpeg and Pillow run libjpeg-turbo's AVX2 "islow" IDCT, jidctint.c's
+   butterfly on 16-bit lanes: the dequantized coefficients, the sums
+   in0 + in4, in0 - in4, in7 + in3 and in5 + in1, and each pass's output are
+   16-bit (wrapping, wrapping, and saturating), the products and the rest
+   32-bit; the samples saturate. On the coefficients of a real encoder that
+   is jidctint.c's result exactly; only corrupt data tells them apart. A
+   block whose rows 1..7 are zero takes the shortcut the SIMD code takes
+   (the first pass is the DC term shifted, in 16 bits). Values are held in
+   uint32_t (two's complement), so nothing overflows; each pass runs on
+   eight lanes (the columns, then the rows) for the vectorizer. */
 
 #define IDCT_CONST_BITS 13
 #define IDCT_PASS1_BITS 2
+#define IDCT_BIAS 0x80000000u
 /* arithmetic shift right of a two's-complement value held in a uint32_t */
-#define SAR32(x, n) ((((uint32_t)(x) ^ 0x80000000u) >> (n)) - (0x80000000u >> (n)))
+#define SAR32(x, n) ((((uint32_t)(x) ^ IDCT_BIAS) >> (n)) - (IDCT_BIAS >> (n)))
 #define DESCALE32(x, n) SAR32((uint32_t)(x) + (1u << ((n)-1)), n)
+/* the low 16 bits, sign-extended */
+#define WRAP16(x) ((((uint32_t)(x) + 0x8000u) & 0xFFFFu) - 0x8000u)
 
-/* libjpeg's post-IDCT range limit: the sample is (v + 128) clamped to 0..255
-   for |v| < 512, and wraps modulo 1024 beyond (corrupt data only) */
-static unsigned char idct_limit(uint32_t v)
+/* x saturated to [-m - 1, m] (signed compare through the bias) */
+static uint32_t idct_sat(uint32_t x, uint32_t m)
 {
-    uint32_t s = (v + 128) & 1023, m = s < 255 ? s : 255; /* min/compare/select: vectorizes */
-    return (unsigned char)(s < 640 ? m : 0);
+    uint32_t b = x ^ IDCT_BIAS, lo = IDCT_BIAS - m - 1, hi = IDCT_BIAS + m;
+    b = b < lo ? lo : b;
+    b = b > hi ? hi : b;
+    return b ^ IDCT_BIAS;
 }
 
-/* jidctint.c's 8-point butterfly on eight lanes: x[k][lane] in, y[k][lane]
-   out (undescaled) */
+/* the output sample of a second-pass value: descaled, saturated to a
+   signed byte, plus 128 */
+static unsigned char idct_sample(uint32_t y)
+{
+    return (unsigned char)((idct_sat(DESCALE32(y, IDCT_CONST_BITS + IDCT_PASS1_BITS + 3), 127) + 128u) & 255u);
+}
+
+/* The 8-point butterfly on eight lanes: x[k][lane] in (16-bit values),
+   y[k][lane] out (undescaled) */
 static void idct_pass(uint32_t y[8][8], uint32_t x[8][8])
 {
     int i;
     for (i = 0; i < 8; i++) {
-        uint32_t z1, z2, z3, z4, z5, t0, t1, t2, t3, t10, t11, t12, t13;
+        uint32_t z1, z3, z4, z5, t0, t1, t2, t3, t10, t11, t12, t13;
         /* even part: the rotator is sqrt(2) * c(-6) */
         z1 = (x[2][i] + x[6][i]) * 4433u;             /* FIX(0.541196100) */
         t2 = z1 - x[6][i] * 15137u;                   /* FIX(1.847759065) */
         t3 = z1 + x[2][i] * 6270u;                    /* FIX(0.765366865) */
-        t0 = (x[0][i] + x[4][i]) << IDCT_CONST_BITS;
-        t1 = (x[0][i] - x[4][i]) << IDCT_CONST_BITS;
+        t0 = WRAP16(x[0][i] + x[4][i]) << IDCT_CONST_BITS;
+        t1 = WRAP16(x[0][i] - x[4][i]) << IDCT_CONST_BITS;
         t10 = t0 + t3;
         t13 = t0 - t3;
         t11 = t1 + t2;
@@ -1088,23 +1243,17 @@ static void idct_pass(uint32_t y[8][8], uint32_t x[8][8])
         t1 = x[5][i];
         t2 = x[3][i];
         t3 = x[1][i];
-        z1 = t0 + t3;
-        z2 = t1 + t2;
-        z3 = t0 + t2;
-        z4 = t1 + t3;
+        z3 = WRAP16(t0 + t2);
+        z4 = WRAP16(t1 + t3);
         z5 = (z3 + z4) * 9633u;                       /* FIX(1.175875602) */
-        t0 *= 2446u;                                  /* FIX(0.298631336) */
-        t1 *= 16819u;                                 /* FIX(2.053119869) */
-        t2 *= 25172u;                                 /* FIX(3.072711026) */
-        t3 *= 12299u;                                 /* FIX(1.501321110) */
-        z1 *= 0u - 7373u;                             /* -FIX(0.899976223) */
-        z2 *= 0u - 20995u;                            /* -FIX(2.562915447) */
+        z1 = (t0 + t3) * (0u - 7373u);                /* -FIX(0.899976223) */
         z3 = z5 - z3 * 16069u;                        /* FIX(1.961570560) */
         z4 = z5 - z4 * 3196u;                         /* FIX(0.390180644) */
-        t0 += z1 + z3;
-        t1 += z2 + z4;
-        t2 += z2 + z3;
-        t3 += z1 + z4;
+        t0 = t0 * 2446u + z1 + z3;                    /* FIX(0.298631336) */
+        t3 = t3 * 12299u + z1 + z4;                   /* FIX(1.501321110) */
+        z1 = (t1 + t2) * (0u - 20995u);               /* -FIX(2.562915447) */
+        t1 = t1 * 16819u + z1 + z4;                   /* FIX(2.053119869) */
+        t2 = t2 * 25172u + z1 + z3;                   /* FIX(3.072711026) */
         y[0][i] = t10 + t3;
         y[7][i] = t10 - t3;
         y[1][i] = t11 + t2;
@@ -1120,26 +1269,38 @@ static void idct_islow(unsigned char *out, size_t stride, const int16_t *in, con
 {
     uint32_t x[8][8], y[8][8];
     int k, i;
-    unsigned ac = 0;
-    for (k = 1; k < 64; k++) ac |= (uint16_t)in[k];
-    if (!ac) {
-        /* only the DC term: both passes reduce to this exactly */
-        uint32_t dc = (uint32_t)(int32_t)in[0] * q[0] << IDCT_PASS1_BITS;
-        unsigned char v = idct_limit(DESCALE32(dc, IDCT_PASS1_BITS + 3));
-        for (k = 0; k < 8; k++) memset(out + (size_t)k * stride, v, 8);
+    unsigned rows = 0;
+    for (k = 8; k < 64; k++) rows |= (uint16_t)in[k];
+    if (!rows) {
+        /* rows 1..7 zero: the first pass is the DC row shifted, the same in
+           every row, so the second pass runs once and its row repeats */
+        uint32_t v[8];
+        unsigned ac = 0;
+        for (i = 0; i < 8; i++) v[i] = WRAP16(WRAP16((uint32_t)(int32_t)in[i] * q[i]) << IDCT_PASS1_BITS);
+        for (i = 1; i < 8; i++) ac |= v[i];
+        if (!ac) { /* one value: (v + 16) >> 5, saturated */
+            unsigned char c = idct_sample(v[0] << IDCT_CONST_BITS);
+            for (k = 0; k < 8; k++) memset(out + (size_t)k * stride, c, 8);
+            return;
+        }
+        memset(x, 0, sizeof x);
+        for (i = 0; i < 8; i++) x[i][0] = v[i];
+        idct_pass(y, x);
+        for (i = 0; i < 8; i++) out[i] = idct_sample(y[i][0]);
+        for (k = 1; k < 8; k++) memcpy(out + (size_t)k * stride, out, 8);
         return;
     }
     for (k = 0; k < 8; k++) /* columns: lane i is column i, dequantized */
-        for (i = 0; i < 8; i++) x[k][i] = (uint32_t)(int32_t)in[8 * k + i] * q[8 * k + i];
+        for (i = 0; i < 8; i++) x[k][i] = WRAP16((uint32_t)(int32_t)in[8 * k + i] * q[8 * k + i]);
     idct_pass(y, x);
     for (k = 0; k < 8; k++) /* row k of the workspace becomes lane k */
-        for (i = 0; i < 8; i++) x[i][k] = DESCALE32(y[k][i], IDCT_CONST_BITS - IDCT_PASS1_BITS);
+        for (i = 0; i < 8; i++) x[i][k] = idct_sat(DESCALE32(y[k][i], IDCT_CONST_BITS - IDCT_PASS1_BITS), 32767);
     idct_pass(y, x);
     for (k = 0; k < 8; k++) /* back to rows, so each output row is one vector */
         for (i = 0; i < 8; i++) x[i][k] = y[k][i];
     for (i = 0; i < 8; i++) {
         unsigned char *o = out + (size_t)i * stride;
-        for (k = 0; k < 8; k++) o[k] = idct_limit(DESCALE32(x[i][k], IDCT_CONST_BITS + IDCT_PASS1_BITS + 3));
+        for (k = 0; k < 8; k++) o[k] = idct_sample(x[i][k]);
     }
 }
 
@@ -1255,6 +1416,28 @@ static void ycc_to_rgb(unsigned char *restrict r, unsigned char *restrict g, uns
     }
 }
 
+/* Four components, as Hugging Face sees them: libjpeg hands Pillow CMYK
+   (YCCK turned into CMYK by 255 minus the YCbCr->RGB result), Pillow reads
+   it as Adobe's inverted CMYK (ink = 255 - sample) whatever the markers say,
+   and its convert("RGB") is not colour-managed: each channel is
+   (255 - K) - ink * (255 - K) / 255 with its rounded division by 255.
+   r, g, b hold the inks on entry (for YCCK that is the YCbCr->RGB result
+   itself), the RGB on return; k is the fourth component as decoded. */
+static void inks_to_rgb(unsigned char *restrict r, unsigned char *restrict g, unsigned char *restrict b,
+                        const unsigned char *restrict k, int n)
+{
+    int i;
+    for (i = 0; i < n; i++) {
+        int32_t nk = k[i], t; /* 255 - (255 - k): the inverted K's complement */
+        t = r[i] * nk + 128;
+        r[i] = (unsigned char)(nk - (((t >> 8) + t) >> 8));
+        t = g[i] * nk + 128;
+        g[i] = (unsigned char)(nk - (((t >> 8) + t) >> 8));
+        t = b[i] * nk + 128;
+        b[i] = (unsigned char)(nk - (((t >> 8) + t) >> 8));
+    }
+}
+
 typedef struct {
     jpeg_dec *d;
     jpeg_slot *ring;
@@ -1294,6 +1477,132 @@ static void step_entropy(jpeg_pipe *p, int r)
     }
 }
 
+/* ---- inter-block smoothing (libjpeg-turbo 2.1.5's decompress_smooth_data) ----
+
+   A progressive file whose scans left some of the first nine AC
+   coefficients inexact (or unsent) is shown by libjpeg with estimates of
+   those from the DC values of the 5x5 blocks around: where the coefficient
+   is still zero and not known exactly, it becomes the (rounded, and below
+   the unsent bits' range) value of a fixed kernel over those DC values.
+   When no AC coefficient was sent at all the kernels are wider and the DC
+   value itself is re-estimated. Pillow and djpeg do this by default. */
+
+/* The kernels, for zigzag coefficients 0..9 (0: the DC re-estimate), over
+   the DC values of block rows r-2..r+2 and columns b-2..b+2: [0] with DC
+   re-estimation, [1] without (only 1..5 have one). */
+static const int16_t smooth_kernel[10][2][5][5] = {
+    {{{-2, -6, -8, -6, -2}, {-6, 6, 42, 6, -6}, {-8, 42, 152, 42, -8}, {-6, 6, 42, 6, -6}, {-2, -6, -8, -6, -2}},
+     {{0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}}},
+    {{{-1, -1, 0, 1, 1}, {-3, 13, 0, -13, 3}, {-3, 38, 0, -38, 3}, {-3, 13, 0, -13, 3}, {-1, -1, 0, 1, 1}},
+     {{0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, {-7, 50, 0, -50, 7}, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}}},
+    {{{-1, -3, -3, -3, -1}, {-1, 13, 38, 13, -1}, {0, 0, 0, 0, 0}, {1, -13, -38, -13, 1}, {1, 3, 3, 3, 1}},
+     {{0, 0, -7, 0, 0}, {0, 0, 50, 0, 0}, {0, 0, 0, 0, 0}, {0, 0, -50, 0, 0}, {0, 0, 7, 0, 0}}},
+    {{{0, 0, 1, 0, 0}, {0, 2, 7, 2, 0}, {0, -5, -14, -5, 0}, {0, 2, 7, 2, 0}, {0, 0, 1, 0, 0}},
+     {{0, 0, -1, 0, 0}, {0, 0, 13, 0, 0}, {0, 0, -24, 0, 0}, {0, 0, 13, 0, 0}, {0, 0, -1, 0, 0}}},
+    {{{-1, 0, 0, 0, 1}, {0, 9, 0, -9, 0}, {0, 0, 0, 0, 0}, {0, -9, 0, 9, 0}, {1, 0, 0, 0, -1}},
+     {{0, -1, 0, 1, 0}, {-1, 10, 0, -10, 1}, {0, 0, 0, 0, 0}, {1, -10, 0, 10, -1}, {0, 1, 0, -1, 0}}},
+    {{{0, 0, 0, 0, 0}, {0, 2, -5, 2, 0}, {1, 7, -14, 7, 1}, {0, 2, -5, 2, 0}, {0, 0, 0, 0, 0}},
+     {{0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, {-1, 13, -24, 13, -1}, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}}},
+    {{{0, 0, 0, 0, 0}, {0, 1, 0, -1, 0}, {0, 2, 0, -2, 0}, {0, 1, 0, -1, 0}, {0, 0, 0, 0, 0}},
+     {{0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}}},
+    {{{0, 0, 0, 0, 0}, {0, 1, -3, 1, 0}, {0, 0, 0, 0, 0}, {0, -1, 3, -1, 0}, {0, 0, 0, 0, 0}},
+     {{0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}}},
+    {{{0, 0, 0, 0, 0}, {0, 1, 0, -1, 0}, {0, -3, 0, 3, 0}, {0, 1, 0, -1, 0}, {0, 0, 0, 0, 0}},
+     {{0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}}},
+    {{{0, 0, 0, 0, 0}, {0, 1, 2, 1, 0}, {0, 0, 0, 0, 0}, {0, -1, -2, -1, 0}, {0, 0, 0, 0, 0}},
+     {{0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}}}};
+
+/* Is smoothing on? libjpeg's smoothing_ok at the start of output: a
+   progressive file, every component with a DC scan and nonzero quantizers
+   where the kernels divide, and some coefficient 1..9 inexact somewhere. */
+static int smoothing_wanted(const jpeg_dec *d)
+{
+    int i, k, useful = 0;
+    if (!d->progressive) return 0;
+    for (i = 0; i < d->ncomp; i++) {
+        const jpeg_comp *c = &d->comp[i];
+        if (!c->latched || c->bits[0] < 0) return 0;
+        for (k = 0; k < 10; k++)
+            if (c->q[jpeg_natural[k]] == 0) return 0;
+        for (k = 1; k < 10; k++)
+            if (c->bits[k] != 0) useful = 1;
+    }
+    return useful;
+}
+
+/* The block rows of component c that libjpeg takes as rows r-2..r+2 around
+   block row r: its clamps at the image's top and bottom, with its quirks
+   next to the iMCU rows at the edges (where a row two away can stand in
+   for the one next to it). */
+static void smooth_rows(const jpeg_dec *d, const jpeg_comp *c, int r, int *rows)
+{
+    int m = r / c->v, br = r % c->v, last = d->mcuy - 1, hb = (c->dh + 7) / 8;
+    int n = m < last ? c->v : hb % c->v ? hb % c->v : c->v; /* real block rows of iMCU row m */
+    rows[2] = r;
+    rows[1] = br > 0 || m > 0 ? r - 1 : r;
+    rows[0] = br > 1 || m > 1 ? r - 2 : rows[1];
+    rows[3] = br < n - 1 || m < last ? r + 1 : r;
+    rows[4] = br < n - 2 || m + 1 < last ? r + 2 : rows[3];
+}
+
+/* Estimate the coefficients of the block in ws (a copy) from the DC values
+   around it, dc[row][col], with coefficient bits cb and quantizers q. */
+static void smooth_block(int16_t *ws, int32_t dc[5][5], const int *cb, int change_dc, const uint16_t *q)
+{
+    int k, i, j;
+    for (k = change_dc ? 0 : 1; k < (change_dc ? 10 : 6); k++) {
+        int pos = jpeg_natural[k], al = cb[k];
+        int64_t num = 0, qk = q[pos];
+        uint32_t pred;
+        int32_t p;
+        if (k > 0 && (al == 0 || ws[pos] != 0)) continue; /* exact, or sent: kept */
+        for (i = 0; i < 5; i++)
+            for (j = 0; j < 5; j++) num += (int64_t)smooth_kernel[k][!change_dc][i][j] * dc[i][j];
+        num *= q[0];
+        /* the rounded quotient as libjpeg's int holds it, then capped below
+           the bits the scans did not send */
+        pred = (uint32_t)(((qk << 7) + (num >= 0 ? num : -num)) / (qk << 8));
+        p = wrap32(pred);
+        if (k > 0 && al > 0 && p >= (1 << al)) p = (1 << al) - 1;
+        if (num < 0) p = wrap32(0u - (uint32_t)p);
+        ws[pos] = wrap16(p);
+    }
+}
+
+/* The IDCT of block row r of component c with smoothing, block columns
+   [c->bx0, c->bx1), into out. The DC values come from a window that slides
+   along the row as libjpeg's registers do (from column 0, for its edge
+   cases). */
+static void smooth_idct_row(const jpeg_dec *d, const jpeg_comp *c, int r, unsigned char *out, size_t stride)
+{
+    const int16_t *row[5];
+    int rows[5], col[5] = {0, 0, 0, 0, 0}, last = (c->dw + 7) / 8 - 1, b, i, j, change_dc = 1;
+    const int *cb = r / c->v > d->last_good ? c->prev_bits : c->bits;
+    int prev_latch[10];
+    int16_t ws[64];
+    int32_t dc[5][5];
+    if (cb == c->prev_bits) { /* libjpeg's latch of the bits before the last scan */
+        for (i = 0; i < 10; i++) prev_latch[i] = d->scan_no > 1 ? c->prev_bits[i] : -1;
+        cb = prev_latch;
+    }
+    for (i = 1; i < 10; i++)
+        if (cb[i] != -1) change_dc = 0;
+    smooth_rows(d, c, r, rows);
+    for (i = 0; i < 5; i++) row[i] = c->coef + (size_t)rows[i] * c->bw * 64;
+    for (b = 0; b < c->bx1; b++) {
+        if (b == 0 && b < last) col[3] = 1;
+        if (b + 1 < last) col[4] = b + 2;
+        if (b >= c->bx0) {
+            for (i = 0; i < 5; i++)
+                for (j = 0; j < 5; j++) dc[i][j] = row[i][(size_t)col[j] * 64];
+            memcpy(ws, row[2] + (size_t)b * 64, sizeof ws);
+            smooth_block(ws, dc, cb, change_dc, c->q);
+            idct_islow(out + (size_t)b * 8, stride, ws, c->q);
+        }
+        for (j = 0; j < 4; j++) col[j] = col[j + 1];
+    }
+}
+
 /* Step 2: the IDCT of the needed blocks of MCU row r. */
 static void step_idct(jpeg_pipe *p, int r)
 {
@@ -1305,7 +1614,17 @@ static void step_idct(jpeg_pipe *p, int r)
         jpeg_comp *c = &d->comp[i];
         size_t stride = (size_t)c->bw * 8, n = (size_t)c->v * c->bw * 64;
         int16_t *coef = p->streaming ? s->coef[i] : c->coef + (size_t)r * n;
-        for (by = 0; by < c->v; by++)
+        /* the block rows with samples only: a one-component scan codes no
+           others (a streaming slot holds stale values there), and no
+           output row reads them */
+        int rows = (c->dh + 7) / 8 - r * c->v;
+        if (rows > c->v) rows = c->v;
+        if (d->smooth) {
+            for (by = 0; by < rows; by++)
+                smooth_idct_row(d, c, r * c->v + by, s->plane[i] + (size_t)by * 8 * stride, stride);
+            continue;
+        }
+        for (by = 0; by < rows; by++)
             for (bx = c->bx0; bx < c->bx1; bx++)
                 idct_islow(s->plane[i] + (size_t)by * 8 * stride + (size_t)bx * 8, stride,
                            coef + ((size_t)by * c->bw + bx) * 64, c->q);
@@ -1321,7 +1640,7 @@ static void step_color(jpeg_pipe *p, int r)
     size_t w = p->wcols, row = jpeg_work_row(p);
     int *tw = (int *)(void *)s->work; /* the ints first, where the allocator aligned them */
     unsigned char *R = s->work + (w / 2 + 8) * sizeof(int), *G = R + row, *B = G + row;
-    unsigned char *u0 = B + row, *u1 = u0 + row, *u2 = u1 + row;
+    unsigned char *u0 = B + row, *u1 = u0 + row, *u2 = u1 + row, *u3 = u2 + row;
     int y = r * p->rows, y1 = y + p->rows;
     if (y < k->y0) y = k->y0;
     if (y1 > k->y1) y1 = k->y1;
@@ -1336,13 +1655,21 @@ static void step_color(jpeg_pipe *p, int r)
         } else {
             const unsigned char *c1 = upsample(d, p->ring, 1, y, k->x0, k->x1, u1, tw);
             const unsigned char *c2 = upsample(d, p->ring, 2, y, k->x0, k->x1, u2, tw);
-            if (d->rgb) {
+            if (d->ncomp == 4 && !d->ycck) {
+                size_t x;
+                for (x = 0; x < w; x++) {
+                    R[x] = (unsigned char)(255 - c0[x]);
+                    G[x] = (unsigned char)(255 - c1[x]);
+                    B[x] = (unsigned char)(255 - c2[x]);
+                }
+            } else if (d->rgb) {
                 memcpy(R, c0, w);
                 memcpy(G, c1, w);
                 memcpy(B, c2, w);
             } else {
                 ycc_to_rgb(R, G, B, c0, c1, c2, (int)w);
             }
+            if (d->ncomp == 4) inks_to_rgb(R, G, B, upsample(d, p->ring, 3, y, k->x0, k->x1, u3, tw), (int)w);
             k->row(k->ctx, y, R, G, B);
         }
     }
@@ -1374,7 +1701,7 @@ static int jpeg_run(jpeg_dec *d, const clip_row_sink *sink, int streaming)
         c->bx0 = s0 / 8;
         c->bx1 = s1 / 8 + 1;
     }
-    work = 6 * jpeg_work_row(&p) + (p.wcols / 2 + 8) * sizeof(int);
+    work = 7 * jpeg_work_row(&p) + (p.wcols / 2 + 8) * sizeof(int);
     for (r = 0; r < JPEG_RING; r++) {
         jpeg_slot *s = &ring[r];
         for (i = 0; i < d->ncomp; i++) {
@@ -1443,16 +1770,25 @@ int clip_decode_jpeg_rows(const unsigned char *data, size_t size, clip_sink_prep
     memset(d->dc_U, 1, sizeof d->dc_U); /* T.81's default conditioning: L = 0, U = 1, K = 5 */
     memset(d->ac_K, 5, sizeof d->ac_K);
     while (!done) {
-        int m;
-        /* markers may be preceded by fill bytes */
-        if (d->p >= d->end || *d->p != 0xFF) {
-            if (scans) break; /* data after the last scan without EOI: accept what we have */
-            jfail(d, "expected a marker at byte %ld", (long)(d->p - data));
-            goto out;
-        }
-        while (d->p < d->end && *d->p == 0xFF) d->p++;
-        if (d->p >= d->end) break;
-        m = *d->p++;
+        int m = next_marker(d);
+        if (m < 0) break;
+        /* after the image data, a segment that libjpeg skips (APPn, COM,
+           DNL) running past the end is the end of the data, as if the EOI
+           were missing: Pillow has its rows by then. (Tables and headers
+           libjpeg parses as it reads, and may refuse first.) */
+        if (scans && ((m >= 0xE0 && m <= 0xEF) || m == 0xFE || m == 0xDC) &&
+            (d->end - d->p < 2 || (d->p[0] << 8 | d->p[1]) > d->end - d->p))
+            break;
+        /* likewise a frame header cut before the fields libjpeg reads ahead
+           of its "two SOF markers" error, and a scan header cut after a
+           valid count (libjpeg would refuse a second scan only once it has
+           the whole header) */
+        if (scans && (m == 0xC0 || m == 0xC1 || m == 0xC2 || m == 0xC9 || m == 0xCA) && d->end - d->p < 8) break;
+        if (scans && m == 0xDA &&
+            (d->end - d->p < 3 ||
+             ((d->p[0] << 8 | d->p[1]) == 2 * d->p[2] + 6 && d->p[2] >= 1 && d->p[2] <= 4 &&
+              (d->p[0] << 8 | d->p[1]) > d->end - d->p)))
+            break;
         switch (m) {
         case 0xD8: jfail(d, "a second start-of-image marker"); goto out;
         case 0xD9: done = 1; break;
@@ -1461,8 +1797,12 @@ int clip_decode_jpeg_rows(const unsigned char *data, size_t size, clip_sink_prep
             break;
         case 0xC3: case 0xC7: case 0xCB: case 0xCF:
             jfail(d, "lossless JPEG is not supported"); goto out;
-        case 0xC5: case 0xC6: case 0xCD: case 0xCE:
-            jfail(d, "hierarchical JPEG is not supported"); goto out;
+        case 0xC5: case 0xC6: case 0xCD: case 0xCE: case 0xDE: case 0xDF:
+            jfail(d, "hierarchical JPEG (marker 0xFF%02X) is not supported", m); goto out;
+        case 0xC8:
+            jfail(d, "the JPG extension marker 0xFFC8 is not supported"); goto out;
+        case 0xF7: case 0xF8:
+            jfail(d, "JPEG-LS (marker 0xFF%02X) is not supported", m); goto out;
         case 0xC4:
             if (parse_dht(d)) goto out;
             break;
@@ -1491,6 +1831,13 @@ int clip_decode_jpeg_rows(const unsigned char *data, size_t size, clip_sink_prep
                       JPEG_MAX_SCANS);
                 goto out;
             }
+            if (!scans && d->seen_sof && !d->arith)
+                for (i = 0; i < 4; i++) {
+                    huff_table *t = i < 2 ? &d->dc[i] : &d->ac[i - 2];
+                    if (!t->defined && build_huff(d, t, jpeg_std_counts[i], jpeg_std_values[i],
+                                                  i < 2 ? 12 : 162, i < 2))
+                        goto out;
+                }
             if (begin_scan(d)) goto out;
             if (!scans) {
                 /* libjpeg settles the color space with the headers before
@@ -1503,6 +1850,9 @@ int clip_decode_jpeg_rows(const unsigned char *data, size_t size, clip_sink_prep
                     else
                         d->rgb = d->comp[0].id == 'R' && d->comp[1].id == 'G' && d->comp[2].id == 'B';
                 }
+                /* four: CMYK unless an Adobe marker says otherwise; any
+                   transform but 0 is taken for YCCK, as libjpeg does */
+                if (d->ncomp == 4) d->ycck = d->saw_adobe && d->adobe_transform != 0;
                 if (prepare(ctx, d->w, d->h, &sink, err)) goto out;
                 /* one sequential scan with every component: decode it as a
                    stream of MCU rows, overlapped with the pixel work */
@@ -1524,19 +1874,21 @@ int clip_decode_jpeg_rows(const unsigned char *data, size_t size, clip_sink_prep
             if (decode_mcus(d, 0, d->mcus, NULL, NULL) || end_scan(d)) goto out;
             scans++;
             break;
-        case 0xDC: jfail(d, "DNL markers are not supported"); goto out;
         default:
-            if ((m >= 0xE0 && m <= 0xEF) || m == 0xFE) {
+            if ((m >= 0xE0 && m <= 0xEF) || m == 0xFE || m == 0xDC) {
+                /* DNL after a scan is skipped too: libjpeg takes the
+                   height from the frame header only */
                 const unsigned char *s;
                 int len;
-                if (segment(d, &s, &len, "APP/COM")) goto out;
-                if (m == 0xE0 && len >= 5 && memcmp(s, "JFIF\0", 5) == 0) d->saw_jfif = 1;
+                if (variable_segment(d, &s, &len, m == 0xDC ? "DNL" : m == 0xFE ? "COM" : "APP")) goto out;
+                /* libjpeg reads the first 14 bytes of APP0 and APP14 */
+                if (m == 0xE0 && len >= 14 && memcmp(s, "JFIF\0", 5) == 0) d->saw_jfif = 1;
                 if (m == 0xEE && len >= 12 && memcmp(s, "Adobe", 5) == 0) {
                     d->saw_adobe = 1;
                     d->adobe_transform = s[11];
                 }
-            } else if (m >= 0xD0 && m <= 0xD7) {
-                /* a stray restart marker between segments: nothing to do */
+            } else if ((m >= 0xD0 && m <= 0xD7) || m == 0x01) {
+                /* a stray restart marker or TEM between segments: nothing to do */
             } else {
                 jfail(d, "unknown marker 0xFF%02X", m);
                 goto out;
@@ -1550,7 +1902,23 @@ int clip_decode_jpeg_rows(const unsigned char *data, size_t size, clip_sink_prep
             jfail(d, "no image data (SOS)");
         goto out;
     }
-    if (!streaming && jpeg_run(d, &sink, 0)) goto out;
+    /* No EOI. Pillow's libjpeg waits for more data where djpeg's inserts
+       an EOI: after all scans of a buffered (progressive or multi-scan)
+       file, and where a refill of the entropy decoder's bit buffer (to 57
+       bits) runs into the end before the last rows are out; Pillow then
+       fails with "image file is truncated", and so do we. Whether a refill
+       came that late depends on libjpeg's buffer level, which we do not
+       follow: a file that ends within the last code's byte is refused,
+       one with more data after its last code (the usual trailing junk) is
+       decoded. */
+    if (!done && (!streaming || d->tail < 8)) {
+        jfail(d, "the data ends before the EOI marker (truncated file)");
+        goto out;
+    }
+    if (!streaming) {
+        d->smooth = smoothing_wanted(d);
+        if (jpeg_run(d, &sink, 0)) goto out;
+    }
     rc = 0;
 out:
     for (i = 0; i < JPEG_MAX_COMPONENTS; i++) clip_free(d->comp[i].coef);

@@ -52,6 +52,11 @@ run test_models "$PYTHON" test_models.py
 run test_tokenizer "$PYTHON" test_tokenizer.py
 run test_preprocess "$PYTHON" test_preprocess.py
 run test_jpeg "$PYTHON" test_jpeg.py
+run test_png "$PYTHON" test_png.py
+run test_gif "$PYTHON" test_gif.py
+run test_bmp "$PYTHON" test_bmp.py
+run test_webp "$PYTHON" test_webp.py
+run test_external "$PYTHON" test_external.py
 run test_cli "$PYTHON" test_cli.py
 run test_blob "$PYTHON" test_blob.py
 run test_hostile "$PYTHON" test_hostile.py
@@ -59,7 +64,7 @@ run test_export "$PYTHON" test_export.py
 run test_hub "$PYTHON" test_hub.py
 # every input that once crashed a fuzzer, and the seed corpora
 [ -d fuzz/seeds ] || "$PYTHON" fuzz/make_seeds.py > /dev/null 2>&1
-for t in image tokenizer blob labels; do
+for t in $(make -s --no-print-directory -C .. fuzz-targets); do
     if [ -d fuzz/regressions/$t ] || [ -d fuzz/seeds/$t ]; then
         run "fuzz_replay_$t" sh -c "./fuzz/replay_$t \$(ls -d fuzz/regressions/$t/* fuzz/seeds/$t/* 2>/dev/null)"
     fi

@@ -45,6 +45,42 @@ vg 0 decode $img/chelsea_arith.jpg "$OUT/vg-dec.ppm"
 head -c 6000 $img/chelsea_q90_420.jpg > "$OUT/vg-cut.jpg"
 vg 1 decode "$OUT/vg-cut.jpg" "$OUT/vg-dec.ppm"
 vg 1 preprocess "$model" "$OUT/vg-cut.jpg" "$OUT/vg-crop.ppm"
+# a grayscale JPEG with 2x2 sampling: its one-component scan codes fewer
+# block rows than the streaming ring's MCU rows hold
+vg 0 decode fuzz/regressions/image/jpeg-gray-2x2-16x24.jpg "$OUT/vg-dec.ppm"
+vg 0 preprocess "$model" fuzz/regressions/image/jpeg-gray-2x2-16x24.jpg "$OUT/vg-crop.ppm"
+# the recovery paths (junk between segments, a corrupt scan) and CMYK, made
+# by hostile_jpeg.py
+if "$PYTHON" hostile_jpeg.py --write "$OUT/vg-hostile" >/dev/null 2>&1; then
+    for f in "$OUT"/vg-hostile/ok-*.jpg; do
+        [ -e "$f" ] && vg 0 decode "$f" "$OUT/vg-dec.ppm"
+    done
+fi
+# PNG (RGB, 16-bit gray, palette with tRNS), GIF, BMP and WebP (lossy with
+# alpha, lossless), written here by Pillow
+if "$PYTHON" - "$OUT" <<'PY' >/dev/null 2>&1
+import sys
+from PIL import Image
+out = sys.argv[1]
+im = Image.open("data/images/chelsea.ppm").crop((0, 0, 67, 41))
+im.save(out + "/vg-a.png")
+im.convert("P").save(out + "/vg-p.png", transparency=3)
+Image.frombytes("I;16", (23, 9), (bytes(range(256)) * 2)[:23 * 9 * 2]).save(out + "/vg-16.png")
+im.convert("P").save(out + "/vg.gif", interlace=True)
+im.convert("P").save(out + "/vg.bmp")
+im.convert("RGBA").save(out + "/vg-lossy.webp", quality=60)
+im.save(out + "/vg-lossless.webp", lossless=True)
+PY
+then
+    for f in vg-a.png vg-p.png vg-16.png vg.gif vg.bmp vg-lossy.webp vg-lossless.webp; do
+        vg 0 decode "$OUT/$f" "$OUT/vg-dec.ppm"
+    done
+    vg 0 preprocess "$model" "$OUT/vg-lossy.webp" "$OUT/vg-crop.ppm"
+    head -c 300 "$OUT/vg-a.png" > "$OUT/vg-cut.png"
+    vg 1 decode "$OUT/vg-cut.png" "$OUT/vg-dec.ppm"
+else
+    echo "SKIPPED valgrind on PNG, GIF, BMP, WebP: Pillow is not installed (apt-get install python3-pil)"
+fi
 # the built-in self-check: its model, JPEG and every stage
 vg 0 selftest
 exit $failed

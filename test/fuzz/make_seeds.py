@@ -2,6 +2,8 @@
 """Seed corpora for the fuzzers, written to test/fuzz/seeds/<target>/:
 small JPEGs made with cjpeg (every sampling option, progressive, restarts,
 grayscale, arithmetic coding) and PPM/PGM variants, two of the test images;
+small PNG, GIF, BMP files in every mode Pillow writes, WebP lossy and
+lossless made with cwebp (and their bare VP8 bitstreams);
 tokenizer strings from test/data/tokenizer_cases.json and the Unicode edge
 cases; tiny valid weights files; labels files."""
 import json
@@ -60,6 +62,50 @@ put("image", "p2.pgm", b"P2 2 2 15 0 5 10 15")
 put("image", "p6_16.ppm", b"P6 1 1 1000 \x00\x01\x02\x03\x03\xe8")
 for n in ("odd_17x9.jpg", "chelsea_gray.jpg"):
     shutil.copy(os.path.join(DATA, "images", n), os.path.join(OUT, "image", n))
+
+
+# PNG, GIF, BMP (Pillow's writers) and WebP (cwebp): each format's own fuzzer
+# gets them, and the image fuzzer a few of each
+def small_images():
+    from PIL import Image
+    for i in range(12):
+        w, h = rng.randint(1, 24), rng.randint(1, 24)
+        rgba = Image.frombytes("RGBA", (w, h), bytes(rng.randrange(256) for _ in range(w * h * 4)))
+        mode = ["RGB", "RGBA", "L", "LA", "P", "1"][i % 6]
+        im = rgba.convert(mode) if mode != "P" else rgba.convert("RGB").quantize(rng.randint(2, 64))
+        yield i, mode, im
+
+
+try:
+    import io
+    for i, mode, im in small_images():
+        for fmt, target, ok in (("PNG", "png", True), ("GIF", "gif", True), ("BMP", "bmp", mode != "LA")):
+            if not ok:
+                continue
+            b = io.BytesIO()
+            im.save(b, fmt, **({"interlace": i % 2} if fmt == "GIF" else {}))
+            put(target, f"{target}{i}.{target}", b.getvalue())
+            if i < 4:
+                put("image", f"{target}{i}.{target}", b.getvalue())
+    if shutil.which("cwebp"):
+        for i, mode, im in small_images():
+            src = os.path.join(OUT, "tmp.png")
+            im.convert("RGBA").save(src)
+            opts = ["-lossless"] if i % 2 else ["-q", str(rng.randint(5, 95))]
+            webp = subprocess.run(["cwebp", "-quiet"] + opts + [src, "-o", "-"], stdout=subprocess.PIPE).stdout
+            os.unlink(src)
+            put("webp", f"webp{i}.webp", webp)
+            if i < 4:
+                put("image", f"webp{i}.webp", webp)
+            # the bare VP8 bitstream of a lossy file, for the VP8 fuzzer
+            pos = 12
+            while pos + 8 <= len(webp):
+                tag, n = webp[pos:pos + 4], struct.unpack("<I", webp[pos + 4:pos + 8])[0]
+                if tag == b"VP8 ":
+                    put("vp8", f"vp8_{i}.bin", webp[pos + 8:pos + 8 + n])
+                pos += 8 + n + (n & 1)
+except ImportError:
+    pass  # no Pillow: the format fuzzers start from nothing
 
 # tokenizer
 texts = ["a photo of a cat", "A Photo Of A CAT!!", "Ελληνικά 中文 🐱", "İSTANBUL ΟΔΟΣ", "e\u0301\u0323 \u1100\u1161\u11a8",

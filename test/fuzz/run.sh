@@ -1,12 +1,12 @@
 #!/bin/sh
 # Run one fuzzer for a while:   test/fuzz/run.sh TARGET SECONDS
-#   TARGET: image, tokenizer, blob or labels. Builds with `make fuzz` (clang,
+#   TARGET: image, png, gif, bmp, webp, vp8, tokenizer, blob or labels. Builds with `make fuzz` (clang,
 #   libFuzzer, ASan, UBSan), seeds from make_seeds.py, keeps its corpus in
 #   test/fuzz/corpus/TARGET and writes crashes to test/fuzz/crashes/; a crash
 #   that is fixed belongs in test/fuzz/regressions/TARGET (make test replays it).
 set -e
 cd "$(dirname "$0")/../.."
-target=${1:?usage: test/fuzz/run.sh image|tokenizer|blob|labels SECONDS}
+target=${1:?usage: test/fuzz/run.sh TARGET SECONDS (make fuzz-targets lists them)}
 secs=${2:-60}
 make -s fuzz
 [ -d test/fuzz/seeds/$target ] || ${PYTHON:-python3} test/fuzz/make_seeds.py
