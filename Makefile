@@ -34,8 +34,9 @@ LDLIBS += -lm
 
 # the library and the command line: a porter's build is one compiler command over these
 SRC = clip.c tokenizer.c image.c platform/platform.c decoders/jpeg.c decoders/png.c decoders/inflate.c decoders/gif.c decoders/bmp.c \
-      decoders/webp.c decoders/vp8.c decoders/pnm.c selftest/selftest.c
-HDR = clip.h platform/platform.h decoders/decoders.h decoders/inflate.h generated/unicode_tables.h generated/selftest_data.h
+      decoders/webp.c decoders/vp8.c decoders/pnm.c selftest/selftest.c index/index.c
+HDR = clip.h platform/platform.h decoders/decoders.h decoders/inflate.h generated/unicode_tables.h generated/selftest_data.h \
+      index/index.h
 
 .PHONY: all test clean demo bench fuzz fuzz-targets sources selftest-data unicode-tables
 
@@ -81,7 +82,7 @@ bench: clip bench/clip_bench
 	$(PYTHON) bench/bench_decode.py
 
 # fuzzers (clang's libFuzzer + ASan + UBSan); run one with test/fuzz/run.sh TARGET SECONDS
-FUZZ_TARGETS = image png gif bmp webp vp8 tokenizer blob labels
+FUZZ_TARGETS = image png gif bmp webp vp8 tokenizer blob labels index
 FUZZ_CC ?= clang
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -DCLIP_NO_MAIN -DCLIP_MAX_PIXELS=4000000LL
 fuzz: $(FUZZ_TARGETS:%=test/fuzz/fuzz_%)

@@ -417,6 +417,39 @@ const clip_config *clip_model_config(const clip_model *m)
     return &m->cfg;
 }
 
+/* Four independent multiply-rotate lanes over 8-byte words (fast enough to
+   run at memory speed), folded together with the length and the tail bytes.
+   Any change of any byte changes the result with near certainty; it is not
+   a cryptographic hash and does not need to be. */
+uint64_t clip_model_fingerprint(const clip_model *m)
+{
+    const uint64_t K1 = 0x9E3779B97F4A7C15ull, K2 = 0xC2B2AE3D27D4EB4Full;
+    uint64_t lane[4], h;
+    const unsigned char *p = m->file;
+    size_t n = m->file_size, i, k;
+    int le = host_is_little_endian();
+    lane[0] = K1;
+    lane[1] = K2;
+    lane[2] = ~K1;
+    lane[3] = ~K2;
+    for (i = 0; i + 32 <= n; i += 32)
+        for (k = 0; k < 4; k++) {
+            uint64_t v;
+            memcpy(&v, p + i + 8 * k, 8);
+            if (!le) { /* the words as a little-endian host reads them */
+                int b;
+                v = 0;
+                for (b = 7; b >= 0; b--) v = v << 8 | p[i + 8 * k + (size_t)b];
+            }
+            lane[k] = (lane[k] ^ v) * K1;
+            lane[k] = (lane[k] << 29 | lane[k] >> 35) * K2;
+        }
+    h = (uint64_t)n * K1;
+    for (k = 0; k < 4; k++) h = ((h ^ lane[k]) * K2) ^ (h >> 31);
+    for (; i < n; i++) h = (h ^ p[i]) * K1;
+    return h ^ (h >> 29);
+}
+
 void clip_model_set_probe(clip_model *m, clip_probe fn, void *ctx)
 {
     m->probe = fn;
@@ -712,57 +745,133 @@ static void encoder_forward(const clip_model *m, const char *stage, float *x, fl
 /* ------------------------------------------------------------------------
    Towers */
 
-/* CLIPVisionTransformer + visual_projection on one crop. */
-int clip_encode_image(clip_model *m, const clip_image *crop, float *features, char *err)
+/* CLIPVisionTransformer + visual_projection on a batch of crops. The
+   images' token rows are packed into one matrix (each image's rows attend
+   only to each other), so every matmul streams its weights once for the
+   whole batch; every row is computed exactly as it would be alone. */
+static int encode_image_batch(clip_model *m, const clip_image *crops, int n_images, float *features, char *err)
 {
     const clip_config *c = &m->cfg;
     const vision_weights *w = &m->vision;
     int S = c->image_size, P = c->patch_size, grid = S / P, n = grid * grid + 1, D = c->vision_width;
-    int patch_len = c->channels * P * P, g, ch, py, px;
+    int patch_len = c->channels * P * P, rows = n * n_images, b, g, ch, py, px, r;
     float *x, *patches, *scratch, *pooled, *mem;
+    int *span;
     size_t need;
-    if (!crop || !crop->rgb || crop->width != S || crop->height != S) {
-        clip_error(err, "clip: the image to encode must be %dx%d (run clip_preprocess first), got %dx%d", S, S,
-                crop ? crop->width : 0, crop ? crop->height : 0);
-        return -1;
-    }
-    need = (size_t)n * D + (size_t)(n - 1) * patch_len + (size_t)D +
-           encoder_scratch(n, D, c->vision_mlp, c->vision_heads, n);
+    need = (size_t)rows * D + (size_t)(n - 1) * patch_len + (size_t)n_images * D +
+           encoder_scratch(rows, D, c->vision_mlp, c->vision_heads, n);
     mem = ws_reserve(&m->ws, need, err);
-    if (!mem) return -1;
-    x = mem;
-    patches = x + (size_t)n * D;
-    pooled = patches + (size_t)(n - 1) * patch_len;
-    scratch = pooled + D;
-    /* CLIPImageProcessor: x / 255, then (x - mean) / std, in float32; each
-       patch flattened as the conv weight is, (channel, row, column) */
-    for (g = 0; g < grid * grid; g++) {
-        float *p = patches + (size_t)g * patch_len;
-        int gy = g / grid, gx = g % grid;
-        for (ch = 0; ch < 3; ch++)
-            for (py = 0; py < P; py++)
-                for (px = 0; px < P; px++) {
-                    unsigned char u = crop->rgb[((size_t)(gy * P + py) * S + (size_t)(gx * P + px)) * 3 + ch];
-                    float v = (float)(u * (1.0 / 255.0));
-                    *p++ = (v - c->mean[ch]) / c->std[ch];
-                }
+    span = (int *)clip_malloc((size_t)rows * 2 * sizeof(int));
+    if (!mem || !span) {
+        clip_free(span);
+        return mem ? clip_error(err, "clip: out of memory") : -1;
     }
-    /* CLIPVisionEmbeddings: [class_embedding; patch_embedding(pixels)] + position_embedding */
-    memcpy(x, w->class_emb, (size_t)D * sizeof(float));
-    matmul_forward(x + D, patches, w->patch_w, NULL, n - 1, patch_len, D, MM_STORE);
-    add_position_embedding(x, w->pos_emb, n, D);
+    /* image b's rows are b*n .. b*n + n-1 */
+    for (r = 0; r < rows; r++) {
+        span[r] = r - r % n;
+        span[rows + r] = r - r % n + n - 1;
+    }
+    x = mem;
+    patches = x + (size_t)rows * D;
+    pooled = patches + (size_t)(n - 1) * patch_len;
+    scratch = pooled + (size_t)n_images * D;
+    for (b = 0; b < n_images; b++) {
+        const unsigned char *rgb = crops[b].rgb;
+        float *xb = x + (size_t)b * n * D;
+        /* CLIPImageProcessor: x / 255, then (x - mean) / std, in float32; each
+           patch flattened as the conv weight is, (channel, row, column) */
+        for (g = 0; g < grid * grid; g++) {
+            float *p = patches + (size_t)g * patch_len;
+            int gy = g / grid, gx = g % grid;
+            for (ch = 0; ch < 3; ch++)
+                for (py = 0; py < P; py++)
+                    for (px = 0; px < P; px++) {
+                        unsigned char u = rgb[((size_t)(gy * P + py) * S + (size_t)(gx * P + px)) * 3 + ch];
+                        float v = (float)(u * (1.0 / 255.0));
+                        *p++ = (v - c->mean[ch]) / c->std[ch];
+                    }
+        }
+        /* CLIPVisionEmbeddings: [class_embedding; patch_embedding(pixels)] + position_embedding */
+        memcpy(xb, w->class_emb, (size_t)D * sizeof(float));
+        matmul_forward(xb + D, patches, w->patch_w, NULL, n - 1, patch_len, D, MM_STORE);
+        add_position_embedding(xb, w->pos_emb, n, D);
+    }
     /* hidden_states = self.pre_layrnorm(hidden_states) */
-    layernorm_forward(x, x, w->pre_ln_w, w->pre_ln_b, n, D, c->vision_eps);
-    probe(m, "vision.embeddings", -1, x, n, D);
-    encoder_forward(m, "vision.layer", x, scratch, &w->enc, c->vision_layers, n, D, c->vision_mlp, c->vision_heads,
-                    c->vision_act, c->vision_eps, 0, NULL, NULL, n);
+    layernorm_forward(x, x, w->pre_ln_w, w->pre_ln_b, rows, D, c->vision_eps);
+    probe(m, "vision.embeddings", -1, x, rows, D);
+    encoder_forward(m, "vision.layer", x, scratch, &w->enc, c->vision_layers, rows, D, c->vision_mlp,
+                    c->vision_heads, c->vision_act, c->vision_eps, 0, span, span + rows, n);
+    clip_free(span);
     /* pooled_output = self.post_layernorm(last_hidden_state[:, 0, :]) */
-    layernorm_forward(pooled, x, w->post_ln_w, w->post_ln_b, 1, D, c->vision_eps);
-    probe(m, "vision.pooled", -1, pooled, 1, D);
+    for (b = 0; b < n_images; b++)
+        layernorm_forward(pooled + (size_t)b * D, x + (size_t)b * n * D, w->post_ln_w, w->post_ln_b, 1, D,
+                          c->vision_eps);
+    probe(m, "vision.pooled", -1, pooled, n_images, D);
     /* image_embeds = self.visual_projection(pooled_output) */
-    matmul_forward(features, pooled, w->proj, NULL, 1, D, c->projection_dim, MM_STORE);
-    probe(m, "vision.features", -1, features, 1, c->projection_dim);
+    matmul_forward(features, pooled, w->proj, NULL, n_images, D, c->projection_dim, MM_STORE);
+    probe(m, "vision.features", -1, features, n_images, c->projection_dim);
     return 0;
+}
+
+/* Token rows per image forward pass: enough images to reuse each weight
+   panel across many row tiles, few enough to bound the activations. */
+#define IMAGE_BATCH_ROWS 1024
+
+int clip_encode_images(clip_model *m, const clip_image *crops, int n_images, float *features, char *err)
+{
+    const clip_config *c = &m->cfg;
+    int S = c->image_size, n = (S / c->patch_size) * (S / c->patch_size) + 1, i, i0;
+    int batch = IMAGE_BATCH_ROWS / n > 1 ? IMAGE_BATCH_ROWS / n : 1;
+    if (n_images < 0 || (n_images > 0 && !crops)) return clip_error(err, "clip: no images to encode");
+    for (i = 0; i < n_images; i++)
+        if (!crops[i].rgb || crops[i].width != S || crops[i].height != S)
+            return clip_error(err, "clip: image %d to encode must be %dx%d (run clip_preprocess first), got %dx%d", i,
+                              S, S, crops[i].width, crops[i].height);
+    for (i0 = 0; i0 < n_images; i0 += batch) {
+        int k = n_images - i0 < batch ? n_images - i0 : batch;
+        if (encode_image_batch(m, crops + i0, k, features + (size_t)i0 * c->projection_dim, err)) return -1;
+    }
+    return 0;
+}
+
+int clip_encode_image(clip_model *m, const clip_image *crop, float *features, char *err)
+{
+    int S = m->cfg.image_size;
+    if (!crop || !crop->rgb || crop->width != S || crop->height != S)
+        return clip_error(err, "clip: the image to encode must be %dx%d (run clip_preprocess first), got %dx%d", S, S,
+                          crop ? crop->width : 0, crop ? crop->height : 0);
+    return clip_encode_images(m, crop, 1, features, err);
+}
+
+int clip_encode_files(clip_model *m, const char *const *paths, int n, float *features, int *ok, char *msgs,
+                      char *err)
+{
+    int E = m->cfg.projection_dim, i, k = 0;
+    /* crops[0..n): one per file; crops[n..): the readable ones, packed (shallow copies) */
+    clip_image *crops = (clip_image *)clip_calloc(n > 0 ? 2 * (size_t)n : 1, sizeof(clip_image));
+    int rc = 0;
+    if (!crops) return clip_error(err, "clip: out of memory");
+    /* one image per thread: the decoders share no state */
+    OMP("omp parallel for schedule(dynamic, 1)")
+    for (i = 0; i < n; i++)
+        ok[i] = clip_preprocess_file(m, paths[i], &crops[i], msgs + (size_t)i * CLIP_ERR_SIZE) == 0;
+    /* the readable ones, packed, through the tower together */
+    for (i = 0; i < n; i++)
+        if (ok[i]) crops[n + k++] = crops[i];
+    if (k) rc = clip_encode_images(m, crops + n, k, features, err);
+    /* spread the rows out to their files, from the last (rows only move down) */
+    for (i = n - 1; i >= 0 && rc == 0; i--) {
+        float *dst = features + (size_t)i * E;
+        if (ok[i]) {
+            k--;
+            if (k != i) memmove(dst, features + (size_t)k * E, (size_t)E * sizeof(float));
+        } else {
+            memset(dst, 0, (size_t)E * sizeof(float));
+        }
+    }
+    for (i = 0; i < n; i++) clip_image_free(&crops[i]);
+    clip_free(crops);
+    return rc;
 }
 
 /* CLIPTextTransformer + text_projection on a batch of token sequences. Each
@@ -973,10 +1082,16 @@ int clip_tokenize(const clip_model *m, const char *text, size_t len, int32_t *id
    Command line */
 #ifndef CLIP_NO_MAIN
 
+#include "index/index.h"
+
 static const char usage_text[] =
-    "usage: clip MODEL IMAGE LABELS [--json] [--top K] [--template T] [-t N]\n"
-    "       clip embed MODEL IMAGE...           image features, one JSON array per image\n"
-    "       clip embed MODEL --text TEXT...     text features, one JSON array per text\n"
+    "usage: clip MODEL IMAGE... LABELS [--json] [--top K] [--template T]... [--templates FILE]\n"
+    "       clip embed MODEL IMAGE... [--npy OUT.npy]   image features, one JSON array per image\n"
+    "       clip embed MODEL --text TEXT... [--npy OUT.npy]  text features, one JSON array per text\n"
+    "       clip index MODEL INDEX [PATH... | -]   create or update an index of image files\n"
+    "       clip index --merge OUT SHARD...        merge shard indexes into one\n"
+    "       clip search MODEL INDEX TEXT [--top K] [--json]    the files that best match a text\n"
+    "       clip search MODEL INDEX --image IMAGE [--top K]   ... or an image\n"
     "       clip tokenize MODEL [TEXT]          token ids (all of stdin when TEXT is absent)\n"
     "       clip preprocess MODEL IMAGE OUT.ppm the crop the model sees\n"
     "       clip decode IMAGE OUT.ppm           the decoded image\n"
@@ -984,13 +1099,20 @@ static const char usage_text[] =
     "\n"
     "MODEL is a weights file from export_weights.py; IMAGE a JPEG, PNG, GIF,\n"
     "BMP, WebP or PPM/PGM file (told by its content, not its name); LABELS a\n"
-    "UTF-8 text file, one label per line.\n"
+    "UTF-8 text file, one label per line. INDEX is a folder (README.md, \"Collections\").\n"
     "options (anywhere after the command word):\n"
-    "  --json          machine-readable output (classification)\n"
-    "  --top K         print the K best labels (default: all)\n"
-    "  --template T    apply T to every label, {} marks the label (e.g. \"a photo of a {}.\")\n"
-    "  -t N            threads (default: all cores, or OMP_NUM_THREADS)\n"
-    "  -h, --help      this text\n";
+    "  --json            machine-readable output: one JSON object per image (JSON Lines), or an array (search)\n"
+    "  --top K           the K best labels (default: all) or files (default: 10)\n"
+    "  --template T      put each label into T where {} stands (e.g. \"a photo of a {}.\"); several\n"
+    "                    --template (or --templates FILE, one per line) average their text features\n"
+    "  --npy OUT.npy     embed: write the features as one float32 numpy array instead\n"
+    "  --shard K/N       index: only the K-th of N slices of the files (K = 1..N)\n"
+    "  --prune           index: drop the rows of files that no longer exist\n"
+    "  --retry-failed    index: try unchanged files that failed before again\n"
+    "  --checkpoint S    index: flush finished rows to the disk at least every S seconds (default 10)\n"
+    "  -q, --quiet       index: no progress and no summary\n"
+    "  -t N              threads (default: all cores, or OMP_NUM_THREADS)\n"
+    "  -h, --help        this text\n";
 
 static void die(const char *msg)
 {
@@ -1137,11 +1259,19 @@ static char *apply_template(const char *tmpl, const char *label, size_t label_le
 }
 
 typedef struct {
-    const char *args[4096]; /* positional arguments after the command word */
+    const char **args;      /* positional arguments after the command word */
     int nargs;
     int json, top, threads;
-    const char *template_;
+    const char **templates; /* --template, in order */
+    int n_templates;
+    const char *templates_file; /* --templates FILE */
     int text_mode;          /* embed --text */
+    const char *npy;        /* embed --npy OUT.npy */
+    const char *image;      /* search --image IMAGE */
+    const char *merge;      /* index --merge OUT */
+    int prune, retry_failed, quiet;
+    int shard_k, shard_n;   /* index --shard K/N */
+    double checkpoint;      /* index --checkpoint SECONDS */
 } cli_options;
 
 static int parse_int(const char *s, const char *opt)
@@ -1154,14 +1284,69 @@ static int parse_int(const char *s, const char *opt)
     return (int)v;
 }
 
+/* --shard K/N, 1 <= K <= N */
+static void parse_shard(cli_options *o, const char *s)
+{
+    char *end;
+    long k, n;
+    errno = 0;
+    k = strtol(s, &end, 10);
+    if (errno || end == s || *end != '/') usage_error("--shard needs K/N, for example 1/4 (got \"%s\")", s);
+    s = end + 1;
+    n = strtol(s, &end, 10);
+    if (errno || end == s || *end || n < 1 || n > 1000000 || k < 1 || k > n)
+        usage_error("--shard K/N needs 1 <= K <= N, for example 1/4 ... 4/4 (got \"%s\")", s);
+    o->shard_k = (int)k;
+    o->shard_n = (int)n;
+}
+
+static int takes_value(const char *a)
+{
+    static const char *const with_value[] = {"--top", "--template", "--templates", "-t", "--threads", "--npy",
+                                             "--image", "--merge", "--shard", "--checkpoint"};
+    size_t i;
+    for (i = 0; i < sizeof with_value / sizeof with_value[0]; i++)
+        if (!strcmp(a, with_value[i])) return 1;
+    return 0;
+}
+
+/* Options that take a value (takes_value), and where each goes. */
+static void option_value(cli_options *o, const char *a, const char *v)
+{
+    if (!strcmp(a, "--top")) {
+        o->top = parse_int(v, a);
+    } else if (!strcmp(a, "--template")) {
+        o->templates[o->n_templates++] = v;
+    } else if (!strcmp(a, "--templates")) {
+        o->templates_file = v;
+    } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+        o->threads = parse_int(v, a);
+    } else if (!strcmp(a, "--npy")) {
+        o->npy = v;
+    } else if (!strcmp(a, "--image")) {
+        o->image = v;
+    } else if (!strcmp(a, "--merge")) {
+        o->merge = v;
+    } else if (!strcmp(a, "--shard")) {
+        parse_shard(o, v);
+    } else if (!strcmp(a, "--checkpoint")) {
+        char *end;
+        o->checkpoint = strtod(v, &end);
+        if (*end || end == v || !(o->checkpoint >= 0 && o->checkpoint <= 1e6))
+            usage_error("--checkpoint needs a number of seconds (got \"%s\")", v);
+    }
+}
+
 static void parse_options(cli_options *o, int argc, char **argv, int first)
 {
     int i, only_positional = 0;
     memset(o, 0, sizeof *o);
+    o->args = (const char **)xmalloc((size_t)argc * sizeof(char *));
+    o->templates = (const char **)xmalloc((size_t)argc * sizeof(char *));
+    o->checkpoint = 10.0;
     for (i = first; i < argc; i++) {
         const char *a = argv[i];
         if (only_positional || a[0] != '-' || a[1] == 0) {
-            if (o->nargs == (int)(sizeof o->args / sizeof o->args[0])) usage_error("too many arguments%s", "");
             o->args[o->nargs++] = a;
         } else if (!strcmp(a, "--")) {
             only_positional = 1;
@@ -1172,14 +1357,15 @@ static void parse_options(cli_options *o, int argc, char **argv, int first)
             o->json = 1;
         } else if (!strcmp(a, "--text")) {
             o->text_mode = 1;
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads") || !strcmp(a, "--top") || !strcmp(a, "--template")) {
+        } else if (!strcmp(a, "--prune")) {
+            o->prune = 1;
+        } else if (!strcmp(a, "--retry-failed")) {
+            o->retry_failed = 1;
+        } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
+            o->quiet = 1;
+        } else if (takes_value(a)) {
             if (i + 1 >= argc) usage_error("%s needs a value", a);
-            if (!strcmp(a, "--top"))
-                o->top = parse_int(argv[++i], a);
-            else if (!strcmp(a, "--template"))
-                o->template_ = argv[++i];
-            else
-                o->threads = parse_int(argv[++i], a);
+            option_value(o, a, argv[++i]);
         } else {
             usage_error("unknown option %s", a);
         }
@@ -1187,6 +1373,12 @@ static void parse_options(cli_options *o, int argc, char **argv, int first)
 #ifdef _OPENMP
     if (o->threads) omp_set_num_threads(o->threads);
 #endif
+}
+
+static void free_options(cli_options *o)
+{
+    clip_free((void *)o->args);
+    clip_free((void *)o->templates);
 }
 
 static clip_model *cli_load(const char *path)
@@ -1216,6 +1408,19 @@ static int32_t *cli_tokenize_all(const clip_model *m, char **texts, const size_t
     return ids;
 }
 
+/* Features of n texts: (n, projection_dim), as get_text_features. */
+static float *cli_encode_texts(clip_model *m, char **texts, const size_t *lens, int n)
+{
+    char err[CLIP_ERR_SIZE];
+    int *counts = (int *)xmalloc((size_t)n * sizeof(int));
+    int32_t *ids = cli_tokenize_all(m, texts, lens, n, counts);
+    float *f = (float *)xmalloc((size_t)n * m->cfg.projection_dim * sizeof(float));
+    if (clip_encode_text(m, ids, counts, n, m->cfg.context_length, f, err)) die(err);
+    clip_free(counts);
+    clip_free(ids);
+    return f;
+}
+
 static const float *sort_logits; /* for by_logit */
 
 /* qsort order: higher logit first, then lower index (a stable order) */
@@ -1226,82 +1431,139 @@ static int by_logit(const void *a, const void *b)
     return (i > j) - (i < j);
 }
 
-static int cmd_classify(cli_options *o)
+/* The text feature of every label. No template: the label itself; one
+   template: the label put into it; several (a prompt ensemble, as OpenAI's
+   zero-shot ImageNet notebook): the mean of the label's normalized
+   template features, normalized again. */
+static float *label_features(clip_model *m, const label_list *L, const char **tmpl, int n_tmpl)
 {
-    char err[CLIP_ERR_SIZE];
-    clip_model *m;
-    clip_image crop;
-    label_list L;
-    char **texts;
-    size_t *tlens;
-    int32_t *ids;
-    int *counts, *order, i, E, shown;
-    float *img_f, *txt_f, *logits, *probs;
-    if (o->nargs != 3) usage_error("classification takes MODEL IMAGE LABELS%s", "");
-    m = cli_load(o->args[0]);
-    E = m->cfg.projection_dim;
-    L = read_labels(o->args[2]);
-    texts = (char **)xmalloc((size_t)L.n * sizeof(char *));
-    tlens = (size_t *)xmalloc((size_t)L.n * sizeof(size_t));
-    for (i = 0; i < L.n; i++) {
-        if (o->template_) {
-            texts[i] = apply_template(o->template_, L.text[i], L.len[i], &tlens[i]);
-        } else {
-            texts[i] = L.text[i];
-            tlens[i] = L.len[i];
+    int E = m->cfg.projection_dim, T = n_tmpl ? n_tmpl : 1, n = L->n * T, i, t, d;
+    char **texts = (char **)xmalloc((size_t)n * sizeof(char *));
+    size_t *lens = (size_t *)xmalloc((size_t)n * sizeof(size_t));
+    float *f, *out;
+    for (i = 0; i < L->n; i++)
+        for (t = 0; t < T; t++) {
+            int k = i * T + t;
+            if (n_tmpl) {
+                texts[k] = apply_template(tmpl[t], L->text[i], L->len[i], &lens[k]);
+            } else {
+                texts[k] = L->text[i];
+                lens[k] = L->len[i];
+            }
         }
+    f = cli_encode_texts(m, texts, lens, n);
+    for (i = 0; n_tmpl && i < n; i++) clip_free(texts[i]);
+    clip_free(texts);
+    clip_free(lens);
+    if (T == 1) return f; /* exactly the numbers of a single prompt */
+    out = (float *)xmalloc((size_t)L->n * E * sizeof(float));
+    for (i = 0; i < L->n; i++) {
+        float *o = out + (size_t)i * E;
+        for (d = 0; d < E; d++) o[d] = 0.0f;
+        for (t = 0; t < T; t++) {
+            float *v = f + ((size_t)i * T + t) * E;
+            clip_normalize(v, E);
+            for (d = 0; d < E; d++) o[d] += v[d];
+        }
+        for (d = 0; d < E; d++) o[d] /= (float)T;
+        clip_normalize(o, E);
     }
-    counts = (int *)xmalloc((size_t)L.n * sizeof(int));
-    ids = cli_tokenize_all(m, texts, tlens, L.n, counts);
-    cli_image(m, o->args[1], &crop);
-    img_f = (float *)xmalloc((size_t)E * sizeof(float));
-    txt_f = (float *)xmalloc((size_t)L.n * E * sizeof(float));
-    logits = (float *)xmalloc((size_t)L.n * sizeof(float));
-    probs = (float *)xmalloc((size_t)L.n * sizeof(float));
-    if (clip_encode_image(m, &crop, img_f, err)) die(err);
-    if (clip_encode_text(m, ids, counts, L.n, m->cfg.context_length, txt_f, err)) die(err);
-    clip_zero_shot(m, img_f, txt_f, L.n, logits, probs);
-    /* best first; ties keep file order */
-    order = (int *)xmalloc((size_t)L.n * sizeof(int));
-    for (i = 0; i < L.n; i++) order[i] = i;
-    sort_logits = logits;
-    qsort(order, (size_t)L.n, sizeof(int), by_logit);
-    shown = o->top && o->top < L.n ? o->top : L.n;
+    clip_free(f);
+    return out;
+}
+
+/* One image's ranking, readable or as a JSON line. */
+static void print_ranking(const cli_options *o, const char *image, const label_list *L, const float *logits,
+                          const float *probs, int *order, int header)
+{
+    int i, shown = o->top && o->top < L->n ? o->top : L->n;
+    for (i = 0; i < L->n; i++) order[i] = i;
+    sort_logits = logits; /* best first; ties keep file order */
+    qsort(order, (size_t)L->n, sizeof(int), by_logit);
     if (o->json) {
         printf("{\"image\": ");
-        json_string(stdout, o->args[1], strlen(o->args[1]));
+        json_string(stdout, image, strlen(image));
         printf(", \"labels\": [");
         for (i = 0; i < shown; i++) {
             int k = order[i];
             printf("%s{\"label\": ", i ? ", " : "");
-            json_string(stdout, L.text[k], L.len[k]);
+            json_string(stdout, L->text[k], L->len[k]);
             printf(", \"prob\": %.9g, \"logit\": %.9g}", (double)probs[k], (double)logits[k]);
         }
         printf("]}\n");
-    } else {
-        for (i = 0; i < shown; i++) {
-            int k = order[i];
-            printf("%6.2f%%  %s\n", 100.0 * probs[k], L.text[k]);
+        return;
+    }
+    if (header) printf("%s\n", image);
+    for (i = 0; i < shown; i++) {
+        int k = order[i];
+        printf("%s%6.2f%%  %s\n", header ? "  " : "", 100.0 * probs[k], L->text[k]);
+    }
+}
+
+#define CLI_BATCH 16 /* images decoded in parallel and encoded together */
+
+/* clip MODEL IMAGE... LABELS: the labels encoded once, the images in
+   batches; an unreadable image is reported and the rest go on. */
+static int cmd_classify(cli_options *o)
+{
+    char err[CLIP_ERR_SIZE], *msgs;
+    clip_model *m;
+    label_list L, T = {NULL, NULL, 0};
+    const char **tmpl = o->templates;
+    int n_tmpl = o->n_templates, n_images = o->nargs - 2, *order, *ok, i, j, E, status = 0;
+    float *img_f, *txt_f, *logits, *probs;
+    if (o->nargs < 3) usage_error("classification takes MODEL IMAGE... LABELS%s", "");
+    m = cli_load(o->args[0]);
+    E = m->cfg.projection_dim;
+    L = read_labels(o->args[o->nargs - 1]);
+    if (o->templates_file) { /* its lines join any --template */
+        T = read_labels(o->templates_file);
+        tmpl = (const char **)xmalloc((size_t)(n_tmpl + T.n) * sizeof(char *));
+        for (i = 0; i < n_tmpl; i++) tmpl[i] = o->templates[i];
+        for (i = 0; i < T.n; i++) tmpl[n_tmpl + i] = T.text[i];
+        n_tmpl += T.n;
+    }
+    txt_f = label_features(m, &L, tmpl, n_tmpl);
+    img_f = (float *)xmalloc((size_t)CLI_BATCH * E * sizeof(float));
+    msgs = (char *)xmalloc((size_t)CLI_BATCH * CLIP_ERR_SIZE);
+    ok = (int *)xmalloc(CLI_BATCH * sizeof(int));
+    logits = (float *)xmalloc((size_t)L.n * sizeof(float));
+    probs = (float *)xmalloc((size_t)L.n * sizeof(float));
+    order = (int *)xmalloc((size_t)L.n * sizeof(int));
+    for (i = 0; i < n_images; i += CLI_BATCH) {
+        int n = n_images - i < CLI_BATCH ? n_images - i : CLI_BATCH;
+        if (clip_encode_files(m, o->args + 1 + i, n, img_f, ok, msgs, err)) die(err);
+        for (j = 0; j < n; j++) {
+            if (!ok[j]) {
+                fflush(stdout);
+                fprintf(stderr, "%s\n", msgs + (size_t)j * CLIP_ERR_SIZE);
+                status = 1;
+                continue;
+            }
+            clip_zero_shot(m, img_f + (size_t)j * E, txt_f, L.n, logits, probs);
+            if (!o->json && n_images > 1 && (i || j)) putchar('\n');
+            print_ranking(o, o->args[1 + i + j], &L, logits, probs, order, n_images > 1);
         }
+        fflush(stdout);
     }
-    for (i = 0; i < L.n; i++) {
-        if (o->template_) clip_free(texts[i]);
-        clip_free(L.text[i]);
+    if (o->templates_file) {
+        for (i = 0; i < T.n; i++) clip_free(T.text[i]);
+        clip_free(T.text);
+        clip_free(T.len);
+        clip_free((void *)tmpl);
     }
+    for (i = 0; i < L.n; i++) clip_free(L.text[i]);
     clip_free(L.text);
     clip_free(L.len);
-    clip_free(texts);
-    clip_free(tlens);
-    clip_free(counts);
-    clip_free(ids);
     clip_free(img_f);
     clip_free(txt_f);
+    clip_free(msgs);
+    clip_free(ok);
     clip_free(logits);
     clip_free(probs);
     clip_free(order);
-    clip_image_free(&crop);
     clip_model_free(m);
-    return 0;
+    return status;
 }
 
 static int cmd_embed(cli_options *o)
@@ -1309,33 +1571,190 @@ static int cmd_embed(cli_options *o)
     char err[CLIP_ERR_SIZE];
     clip_model *m;
     float *f;
-    int i, E;
+    int i, E, n = o->nargs - 1;
     if (o->nargs < 2) usage_error("embed takes MODEL IMAGE... or MODEL --text TEXT...%s", "");
     m = cli_load(o->args[0]);
     E = m->cfg.projection_dim;
     if (o->text_mode) {
-        int n = o->nargs - 1, *counts = (int *)xmalloc((size_t)n * sizeof(int));
         size_t *lens = (size_t *)xmalloc((size_t)n * sizeof(size_t));
-        int32_t *ids;
         for (i = 0; i < n; i++) lens[i] = strlen(o->args[1 + i]);
-        ids = cli_tokenize_all(m, (char **)(o->args + 1), lens, n, counts);
-        f = (float *)xmalloc((size_t)n * E * sizeof(float));
-        if (clip_encode_text(m, ids, counts, n, m->cfg.context_length, f, err)) die(err);
-        for (i = 0; i < n; i++) print_floats(stdout, f + (size_t)i * E, E);
-        clip_free(counts);
+        f = cli_encode_texts(m, (char **)(o->args + 1), lens, n);
         clip_free(lens);
-        clip_free(ids);
     } else {
-        f = (float *)xmalloc((size_t)E * sizeof(float));
-        for (i = 1; i < o->nargs; i++) {
-            clip_image crop;
-            cli_image(m, o->args[i], &crop);
-            if (clip_encode_image(m, &crop, f, err)) die(err);
-            print_floats(stdout, f, E);
-            clip_image_free(&crop);
+        /* every image must be read: row i is image i */
+        char *msgs = (char *)xmalloc((size_t)CLI_BATCH * CLIP_ERR_SIZE);
+        int ok[CLI_BATCH], j;
+        f = (float *)xmalloc((size_t)n * E * sizeof(float));
+        for (i = 0; i < n; i += CLI_BATCH) {
+            int k = n - i < CLI_BATCH ? n - i : CLI_BATCH;
+            if (clip_encode_files(m, o->args + 1 + i, k, f + (size_t)i * E, ok, msgs, err)) die(err);
+            for (j = 0; j < k; j++)
+                if (!ok[j]) die(msgs + (size_t)j * CLIP_ERR_SIZE);
         }
+        clip_free(msgs);
+    }
+    if (o->npy) {
+        if (clip_npy_write(o->npy, f, (size_t)n, (size_t)E, err)) die(err);
+    } else {
+        for (i = 0; i < n; i++) print_floats(stdout, f + (size_t)i * E, E);
     }
     clip_free(f);
+    clip_model_free(m);
+    return 0;
+}
+
+/* index progress on a terminal: done / total, rate, time left */
+static void show_progress(void *ctx, const clip_index_progress *p)
+{
+    double rate = p->seconds > 0 ? (double)p->done / p->seconds : 0.0;
+    (void)ctx;
+    if (p->finished) {
+        fprintf(stderr, "\r\033[K");
+        return;
+    }
+    fprintf(stderr, "\r\033[Kembedding %llu/%llu (%.1f%%)  %.1f images/s", (unsigned long long)p->done,
+            (unsigned long long)p->todo, 100.0 * (double)p->done / (double)(p->todo ? p->todo : 1), rate);
+    if (rate > 0) {
+        double left = (double)(p->todo - p->done) / rate;
+        if (left >= 3600)
+            fprintf(stderr, "  %dh%02dm left", (int)(left / 3600), (int)(left / 60) % 60);
+        else
+            fprintf(stderr, "  %dm%02ds left", (int)(left / 60), (int)left % 60);
+    }
+    fflush(stderr);
+}
+
+/* clip index MODEL INDEX PATH... (or - for paths on stdin), clip index --merge OUT SHARD... */
+static int cmd_index(cli_options *o)
+{
+    char err[CLIP_ERR_SIZE];
+    clip_index_summary s;
+    const char **paths;
+    char *list = NULL;
+    size_t n_paths = 0, i;
+    int from_stdin = 0, rc;
+    if (o->merge) {
+        if (o->nargs < 1) usage_error("index --merge takes OUT SHARD...%s", "");
+        if (clip_index_merge(o->merge, o->args, (size_t)o->nargs, &s, err)) die(err);
+        if (!o->quiet)
+            fprintf(stderr, "clip index: %s: %llu rows, %llu failed, merged from %d shards\n", o->merge,
+                    (unsigned long long)s.rows, (unsigned long long)s.failed, o->nargs);
+        return 0;
+    }
+    if (o->nargs < 2) usage_error("index takes MODEL INDEX [PATH...]%s", "");
+    paths = (const char **)xmalloc((size_t)o->nargs * sizeof(char *));
+    for (i = 2; i < (size_t)o->nargs; i++) {
+        clip_path_info st;
+        if (!strcmp(o->args[i], "-")) {
+            from_stdin = 1;
+            continue;
+        }
+        /* a path on the command line that is not there is a typo: stop before any work */
+        if (clip_path_stat(o->args[i], &st, err) == 1) {
+            fprintf(stderr, "clip index: %s\n", err);
+            exit(1);
+        }
+        paths[n_paths++] = o->args[i];
+    }
+    if (from_stdin) { /* one path per line; paths listed there may be gone: they become failures */
+        size_t len, start = 0, extra = 0;
+        list = slurp(stdin, &len, "standard input");
+        list = (char *)clip_realloc(list, len + 1); /* room for the last line's end */
+        if (!list) die("clip: out of memory");
+        for (i = 0; i < len; i++) extra += list[i] == '\n';
+        paths = (const char **)clip_realloc((void *)paths, ((size_t)o->nargs + extra + 1) * sizeof(char *));
+        if (!paths) die("clip: out of memory");
+        for (i = 0; i <= len; i++)
+            if (i == len || list[i] == '\n') {
+                size_t e = i;
+                if (e > start && list[e - 1] == '\r') e--;
+                list[e] = 0;
+                if (e > start) paths[n_paths++] = list + start;
+                start = i + 1;
+            }
+    }
+    {
+        clip_model *m = cli_load(o->args[0]);
+        clip_index_options opt;
+        memset(&opt, 0, sizeof opt);
+        opt.shard_k = o->shard_k;
+        opt.shard_n = o->shard_n;
+        opt.prune = o->prune;
+        opt.retry_failed = o->retry_failed;
+        opt.checkpoint_s = o->checkpoint;
+        opt.progress = !o->quiet && clip_is_terminal(stderr) ? show_progress : NULL;
+        rc = clip_index_update(m, o->args[0], o->args[1], paths, n_paths, &opt, &s, err);
+        clip_model_free(m);
+    }
+    clip_free((void *)paths);
+    clip_free(list);
+    if (rc) die(err);
+    if (!o->quiet) {
+        fprintf(stderr, "clip index: %s: %llu rows, %llu failed", o->args[1], (unsigned long long)s.rows,
+                (unsigned long long)s.failed);
+        fprintf(stderr, "; this run: %llu embedded", (unsigned long long)s.embedded);
+        if (s.embedded) fprintf(stderr, " (%.1f images/s)", (double)s.embedded / (s.seconds > 0 ? s.seconds : 1e-9));
+        fprintf(stderr, ", %llu unchanged, %llu failed", (unsigned long long)s.unchanged,
+                (unsigned long long)s.new_failed);
+        if (s.recovered) fprintf(stderr, ", %llu saved from an interrupted run", (unsigned long long)s.recovered);
+        if (s.pruned) fprintf(stderr, ", %llu pruned", (unsigned long long)s.pruned);
+        if (s.missing) fprintf(stderr, ", %llu gone but kept (--prune drops them)", (unsigned long long)s.missing);
+        if (s.loops) fprintf(stderr, ", folders reached twice through links: %llu", (unsigned long long)s.loops);
+        fprintf(stderr, "\n");
+    }
+    return 0;
+}
+
+/* clip search MODEL INDEX TEXT | --image IMAGE */
+static int cmd_search(cli_options *o)
+{
+    char err[CLIP_ERR_SIZE];
+    clip_model *m;
+    clip_index *ix;
+    float *q, *scores;
+    size_t *rows;
+    int k = o->top ? o->top : 10, n, i;
+    if (o->nargs != (o->image ? 2 : 3))
+        usage_error("search takes MODEL INDEX TEXT, or MODEL INDEX --image IMAGE%s", "");
+    m = cli_load(o->args[0]);
+    ix = clip_index_open(o->args[1], err);
+    if (!ix || clip_index_check_model(ix, m, o->args[0], err)) die(err);
+    if (o->image) {
+        clip_image crop;
+        q = (float *)xmalloc((size_t)m->cfg.projection_dim * sizeof(float));
+        cli_image(m, o->image, &crop);
+        if (clip_encode_image(m, &crop, q, err)) die(err);
+        clip_image_free(&crop);
+    } else {
+        size_t len = strlen(o->args[2]);
+        q = cli_encode_texts(m, (char **)(o->args + 2), &len, 1);
+    }
+    rows = (size_t *)xmalloc((size_t)k * sizeof(size_t));
+    scores = (float *)xmalloc((size_t)k * sizeof(float));
+    n = clip_index_search(ix, q, k, rows, scores, err);
+    if (n < 0) die(err);
+    if (o->json) putchar('[');
+    for (i = 0; i < n; i++) {
+        const char *p = clip_index_path(ix, rows[i]);
+        if (!p) {
+            fflush(stdout);
+            fprintf(stderr, "clip search: %s: row %llu of files.tsv is damaged (a bad escape in its path); index into a "
+                            "new folder\n", o->args[1], (unsigned long long)rows[i] + 1);
+            exit(1);
+        }
+        if (o->json) {
+            printf("%s{\"path\": ", i ? ", " : "");
+            json_string(stdout, p, strlen(p));
+            printf(", \"score\": %.9g}", (double)scores[i]);
+        } else {
+            printf("%.4f  %s\n", (double)scores[i], p);
+        }
+    }
+    if (o->json) printf("]\n");
+    clip_free(q);
+    clip_free(rows);
+    clip_free(scores);
+    clip_index_close(ix);
     clip_model_free(m);
     return 0;
 }
@@ -1410,10 +1829,27 @@ static int cmd_selftest(void)
     return 0;
 }
 
+/* Each option belongs to some commands; elsewhere it is a mistake worth saying. */
+static void check_options(const cli_options *o, const char *cmd)
+{
+    int classify = !*cmd, embed = !strcmp(cmd, "embed"), index = !strcmp(cmd, "index"),
+        search = !strcmp(cmd, "search");
+    if (o->text_mode && !embed) usage_error("--text belongs to clip embed%s", "");
+    if (o->npy && !embed) usage_error("--npy belongs to clip embed%s", "");
+    if ((o->n_templates || o->templates_file) && !classify)
+        usage_error("--template and --templates belong to classification (clip MODEL IMAGE... LABELS)%s", "");
+    if (o->image && !search) usage_error("--image belongs to clip search%s", "");
+    if ((o->merge || o->shard_n || o->prune || o->retry_failed) && !index)
+        usage_error("--merge, --shard, --prune and --retry-failed belong to clip index%s", "");
+    if (o->json && !classify && !search) usage_error("--json belongs to classification and clip search%s", "");
+    if (o->top && !classify && !search) usage_error("--top belongs to classification and clip search%s", "");
+}
+
 int main(int argc, char **argv)
 {
     cli_options o;
     const char *cmd;
+    int rc;
     clip_utf8_args(argc, argv);
     if (argc < 2) {
         fputs(usage_text, stderr);
@@ -1424,16 +1860,22 @@ int main(int argc, char **argv)
         if (argc != 2) usage_error("selftest takes no arguments%s", "");
         return cmd_selftest();
     }
-    if (!strcmp(cmd, "embed") || !strcmp(cmd, "tokenize") || !strcmp(cmd, "preprocess") || !strcmp(cmd, "decode")) {
+    if (!strcmp(cmd, "embed") || !strcmp(cmd, "tokenize") || !strcmp(cmd, "preprocess") || !strcmp(cmd, "decode") ||
+        !strcmp(cmd, "index") || !strcmp(cmd, "search")) {
         parse_options(&o, argc, argv, 2);
-        if (o.text_mode && strcmp(cmd, "embed")) usage_error("--text belongs to clip embed%s", "");
-        if (!strcmp(cmd, "embed")) return cmd_embed(&o);
-        if (!strcmp(cmd, "tokenize")) return cmd_tokenize(&o);
-        if (!strcmp(cmd, "preprocess")) return cmd_preprocess(&o);
-        return cmd_decode(&o);
+        check_options(&o, cmd);
+        if (!strcmp(cmd, "embed")) rc = cmd_embed(&o);
+        else if (!strcmp(cmd, "tokenize")) rc = cmd_tokenize(&o);
+        else if (!strcmp(cmd, "preprocess")) rc = cmd_preprocess(&o);
+        else if (!strcmp(cmd, "index")) rc = cmd_index(&o);
+        else if (!strcmp(cmd, "search")) rc = cmd_search(&o);
+        else rc = cmd_decode(&o);
+    } else {
+        parse_options(&o, argc, argv, 1);
+        check_options(&o, "");
+        rc = cmd_classify(&o);
     }
-    parse_options(&o, argc, argv, 1);
-    if (o.text_mode) usage_error("--text belongs to clip embed%s", "");
-    return cmd_classify(&o);
+    free_options(&o);
+    return rc;
 }
 #endif /* CLIP_NO_MAIN */

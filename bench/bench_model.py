@@ -129,6 +129,25 @@ def torch_env(threads):
     return env
 
 
+def make_model(tmp, name="ViT-B-32"):
+    """A random full-size checkpoint of model `name` (Hugging Face layout, in
+    tmp/ckpt) and its export to tmp/model.bin; returns (folder, blob)."""
+    from make_checkpoint import random_clip
+    folder = random_clip(os.path.join(tmp, "ckpt"), name)
+    blob = os.path.join(tmp, "model.bin")
+    vocab = os.path.join(ROOT, "data", "bpe_simple_vocab_16e6.txt.gz")
+    subprocess.run([sys.executable, os.path.join(ROOT, "export_weights.py"), "-q", folder, blob, "--tokenizer", vocab],
+                   check=True)
+    return folder, blob
+
+
+def torch_model_code(folder, threads):
+    """TORCH_JOB's first part, as Python source: loads the checkpoint in folder
+    into W (torch.set_num_threads(threads) first) and defines image(pixels)
+    and text(ids), the PyTorch CLIP towers (features, not normalized)."""
+    return TORCH_JOB.format(root=ROOT, threads=threads, folder=folder, runs=1).split("S = v[")[0]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="ViT-B-32")
@@ -136,14 +155,9 @@ def main():
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    from make_checkpoint import random_clip
     tmp = tempfile.mkdtemp(prefix="clipbench")
     try:
-        folder = random_clip(os.path.join(tmp, "ckpt"), args.model)
-        blob = os.path.join(tmp, "model.bin")
-        vocab = os.path.join(ROOT, "data", "bpe_simple_vocab_16e6.txt.gz")
-        subprocess.run([sys.executable, os.path.join(ROOT, "export_weights.py"), "-q", folder, blob, "--tokenizer", vocab],
-                       check=True)
+        folder, blob = make_model(tmp, args.model)
         try:
             import torch  # noqa: F401
             have_torch = True

@@ -103,6 +103,27 @@ int clip_decode_webp(clip_image *img, const unsigned char *data, size_t size, ch
 
 static size_t webp_left(const webp_file *f) { return f->end - f->pos; }
 
+/* The chunk header at f->pos: a FourCC and a 32-bit little-endian payload
+   size. The payload and its pad byte must fit in the RIFF data; fewer than
+   8 bytes where a header should start are stray bytes. */
+static int webp_chunk_header(webp_file *f, uint32_t *payload, size_t *padded)
+{
+    const unsigned char *p = f->d + f->pos;
+    *payload = 0; /* set on every path: the compiler cannot tell that clip_error returns -1 */
+    *padded = 0;
+    if (webp_left(f) < 8)
+        return clip_error(f->err, "clip: WebP: %llu stray bytes at the end of the RIFF data",
+                          (unsigned long long)webp_left(f));
+    *payload = le32(p + 4);
+    if (*payload > WEBP_MAX_CHUNK)
+        return clip_error(f->err, "clip: WebP: chunk size %u is too large", (unsigned)*payload);
+    *padded = (size_t)*payload + (*payload & 1);
+    if (*padded > webp_left(f) - 8)
+        return clip_error(f->err, "clip: WebP: chunk '%.4s' (%u bytes) runs past the end of the RIFF data",
+                          (const char *)p, (unsigned)*payload);
+    return 0;
+}
+
 /* The bitstream header of an image chunk: its size, as WebPGetFeatures
    checks it. */
 static int webp_image_header(webp_file *f, int lossless, size_t off, uint32_t payload, size_t padded, int *w,
@@ -110,14 +131,16 @@ static int webp_image_header(webp_file *f, int lossless, size_t off, uint32_t pa
 {
     const unsigned char *p = f->d + off;
     if (lossless) {
-        if (padded < 5) return clip_error(f->err, "clip: WebP: VP8L chunk is truncated (%llu bytes)", (unsigned long long)padded);
+        if (padded < 5)
+            return clip_error(f->err, "clip: WebP: VP8L chunk is truncated (%llu bytes)", (unsigned long long)padded);
         if (p[0] != 0x2f) return clip_error(f->err, "clip: WebP: VP8L signature byte is 0x%02x, not 0x2f", p[0]);
         if (p[4] >> 5) return clip_error(f->err, "clip: WebP: VP8L version %d is not 0", p[4] >> 5);
         *w = (int)(le32(p + 1) & 0x3fff) + 1;
         *h = (int)((le32(p + 1) >> 14) & 0x3fff) + 1;
         return 0;
     }
-    if (padded < 10) return clip_error(f->err, "clip: WebP: VP8 chunk is truncated (%llu bytes)", (unsigned long long)padded);
+    if (padded < 10)
+        return clip_error(f->err, "clip: WebP: VP8 chunk is truncated (%llu bytes)", (unsigned long long)padded);
     /* the first partition must end inside the chunk (VP8GetInfo) */
     if (p[3] == 0x9d && p[4] == 0x01 && p[5] == 0x2a && !(p[0] & 1) && (le24(p) >> 5) >= payload)
         return clip_error(f->err, "clip: WebP: VP8 first partition (%u bytes) does not fit its chunk",
@@ -136,13 +159,9 @@ static int webp_store_frame(webp_file *f, size_t min_size, webp_frame *fr)
     do {
         size_t start = f->pos;
         const unsigned char *p = f->d + start;
-        uint32_t payload = le32(p + 4);
+        uint32_t payload;
         size_t padded;
-        if (payload > WEBP_MAX_CHUNK) return clip_error(f->err, "clip: WebP: chunk size %u is too large", (unsigned)payload);
-        padded = (size_t)payload + (payload & 1);
-        if (padded > webp_left(f) - 8)
-            return clip_error(f->err, "clip: WebP: chunk '%.4s' (%u bytes) runs past the end of the RIFF data",
-                              (const char *)p, (unsigned)payload);
+        if (webp_chunk_header(f, &payload, &padded)) return -1;
         if (memcmp(p, "ALPH", 4) == 0 && !fr->has_alpha_chunk) {
             fr->has_alpha_chunk = 1;
             fr->alpha_chunk = start;
@@ -163,12 +182,7 @@ static int webp_store_frame(webp_file *f, size_t min_size, webp_frame *fr)
         } else {
             done = 1; /* not ours: the caller's level parses it */
         }
-        if (f->pos == f->end)
-            done = 1;
-        else if (webp_left(f) < 8)
-            return clip_error(f->err, "clip: WebP: %llu stray bytes at the end of the RIFF data",
-                              (unsigned long long)webp_left(f));
-    } while (!done);
+    } while (!done && f->pos != f->end);
     return 0;
 }
 
@@ -236,13 +250,9 @@ static int webp_extended_chunks(webp_file *f)
     for (;;) {
         size_t start = f->pos;
         const unsigned char *p = f->d + start;
-        uint32_t size = le32(p + 4);
+        uint32_t size;
         size_t padded;
-        if (size > WEBP_MAX_CHUNK) return clip_error(f->err, "clip: WebP: chunk size %u is too large", (unsigned)size);
-        padded = (size_t)size + (size & 1);
-        if (padded > webp_left(f) - 8)
-            return clip_error(f->err, "clip: WebP: chunk '%.4s' (%u bytes) runs past the end of the RIFF data",
-                              (const char *)p, (unsigned)size);
+        if (webp_chunk_header(f, &size, &padded)) return -1;
         f->pos += 8;
         if (memcmp(p, "VP8X", 4) == 0) return clip_error(f->err, "clip: WebP: a second VP8X chunk");
         if (memcmp(p, "ALPH", 4) == 0 || memcmp(p, "VP8 ", 4) == 0 || memcmp(p, "VP8L", 4) == 0) {
@@ -261,9 +271,6 @@ static int webp_extended_chunks(webp_file *f)
             f->pos += padded; /* ICCP, EXIF, XMP and unknown chunks */
         }
         if (f->pos == f->end) return 0;
-        if (webp_left(f) < 8)
-            return clip_error(f->err, "clip: WebP: %llu stray bytes at the end of the RIFF data",
-                              (unsigned long long)webp_left(f));
     }
 }
 
@@ -273,7 +280,8 @@ static int webp_parse(webp_file *f, size_t size)
     const unsigned char *p;
     if (size < 20) return clip_error(f->err, "clip: WebP: file is truncated (%llu bytes)", (unsigned long long)size);
     riff = le32(f->d + 4);
-    if (riff < 8 || riff > WEBP_MAX_CHUNK) return clip_error(f->err, "clip: WebP: RIFF size %u is invalid", (unsigned)riff);
+    if (riff < 8 || riff > WEBP_MAX_CHUNK)
+        return clip_error(f->err, "clip: WebP: RIFF size %u is invalid", (unsigned)riff);
     if ((size_t)riff + 8 > size)
         return clip_error(f->err, "clip: WebP: file is truncated (RIFF size says %llu bytes, %llu present)",
                           (unsigned long long)riff + 8, (unsigned long long)size);
@@ -287,11 +295,8 @@ static int webp_parse(webp_file *f, size_t size)
     {
         uint32_t vsize = le32(p + 4);
         size_t padded;
-        if (vsize > WEBP_MAX_CHUNK || vsize < 10)
-            return clip_error(f->err, "clip: WebP: VP8X size %u is invalid", (unsigned)vsize);
-        padded = (size_t)vsize + (vsize & 1);
-        if (padded > webp_left(f) - 8)
-            return clip_error(f->err, "clip: WebP: VP8X chunk runs past the end of the data");
+        if (vsize < 10) return clip_error(f->err, "clip: WebP: VP8X size %u is invalid", (unsigned)vsize);
+        if (webp_chunk_header(f, &vsize, &padded)) return -1;
         f->extended = 1;
         f->flags = p[8];
         f->cw = (long long)le24(p + 12) + 1;

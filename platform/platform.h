@@ -1,8 +1,8 @@
 /* platform.h - everything of clip.c that touches the host: memory, error
-   messages, files (UTF-8 names, whole-file reads, memory mapping) and the
-   OpenMP switch. clip.c, tokenizer.c, image.c and the decoders include this
-   and clip.h and nothing else of the project's; a port to a new machine
-   starts here (platform.c).
+   messages, files (UTF-8 names, whole-file reads, memory mapping, folders,
+   durable writes) and the OpenMP switch. clip.c, tokenizer.c, image.c, the
+   decoders and index/ include this and clip.h and nothing else of the
+   project's; a port to a new machine starts here (platform.c).
 
    Internal to the library: not installed, not part of the stable API. */
 #ifndef CLIP_PLATFORM_H
@@ -10,6 +10,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "../clip.h"
@@ -58,6 +59,40 @@ typedef struct {
 } clip_file;
 int clip_file_open(clip_file *f, const char *path, char *err);
 void clip_file_close(clip_file *f);
+
+/* ---- directories and durable files ----
+   What clip index needs of the host: messages name the path but carry no
+   "clip: " prefix (the caller adds its context). Every call fails with a
+   message on a platform without a file system API. */
+enum { CLIP_PATH_OTHER = 0, CLIP_PATH_FILE = 1, CLIP_PATH_DIR = 2 };
+typedef struct {
+    int kind;          /* CLIP_PATH_* (symbolic links followed) */
+    uint64_t size;     /* bytes */
+    int64_t mtime_ns;  /* last modification, nanoseconds since 1970 */
+    uint64_t dev, ino; /* the file's identity where the system has one (0 on Windows) */
+} clip_path_info;
+/* 0; 1 when the path does not exist; -1 on another error (both with a message). */
+int clip_path_stat(const char *path, clip_path_info *info, char *err);
+/* The names in a folder but "." and "..", sorted by their bytes; free each
+   and the array with clip_free. */
+int clip_list_dir(const char *path, char ***names, size_t *count, char *err);
+/* Create a folder; an existing folder is fine. */
+int clip_make_dir(const char *path, char *err);
+/* Rename from over to, atomically (readers see the old file or the new). */
+int clip_replace_file(const char *from, const char *to, char *err);
+int clip_remove_file(const char *path);
+/* Flush a stream to the disk (fflush, then fsync). */
+int clip_sync_file(FILE *f, const char *name, char *err);
+/* Make renames in a folder durable, where the system allows. */
+void clip_sync_dir(const char *path);
+/* An exclusive lock on a file, released by clip_unlock_file or when the
+   process ends in any way (no stale locks after a crash). */
+typedef struct clip_lock clip_lock;
+int clip_lock_file(const char *path, clip_lock **lock, char *err);
+void clip_unlock_file(clip_lock *lock);
+int clip_is_terminal(FILE *f);
+/* A monotonic clock in seconds (progress and rates). */
+double clip_seconds(void);
 
 /* The command line as UTF-8 (Windows passes it in the ANSI code page; the
    UTF-16 original is converted), with standard input and output in binary

@@ -8,9 +8,11 @@ and the reason). A part of a program that cannot run prints such a line
 and the rest runs; test/run.sh counts both kinds (see test/README.md).
 
     python3 test/common.py model tiny-gelu    # prints the path of a generated model's weights file
+    python3 test/common.py hostile jpeg DIR   # writes hostile_jpeg.py's files into DIR (see write_hostile)
 """
 import hashlib
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -259,6 +261,116 @@ def blob_for(size):
 
 
 # ---------------------------------------------------------------------------
+# A decoder against Pillow on a random corpus (test_gif, test_bmp)
+
+def pillow_pixels(path):
+    """Image.open(path).convert("RGB") as an array, or (a str) why Pillow
+    refuses the file."""
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except Exception as e:  # noqa: BLE001 - any failure is a refusal
+        return repr(e)
+
+
+class PillowCorpus:
+    """Files made at random, checked one by one as they come: `clip decode`
+    must give Pillow's pixels, or refuse (with a "clip: " message) where
+    Pillow refuses; for the files picked, `clip preprocess` must give
+    Hugging Face's crop. For test_<fmt>: skips it without Pillow; rng is
+    seeded with CLIP_<FMT>_SEED, and count is CLIP_<FMT>_COUNT (default:
+    count). Works in OUT/<fmt>, where a file that fails is kept as
+    fail-NAME.<fmt>."""
+
+    def __init__(self, fmt, count):
+        need_pillow("test_" + fmt)
+        self.seed = int(os.environ.get(f"CLIP_{fmt.upper()}_SEED", "20261202"))
+        self.count = int(os.environ.get(f"CLIP_{fmt.upper()}_COUNT", str(count)))
+        self.rng = random.Random(self.seed)
+        self.dir = os.path.join(OUT, fmt)
+        self.ext = "." + fmt
+        os.makedirs(self.dir, exist_ok=True)
+        self.blob = blob_for(224)
+        self.fails, self.preprocess_fails = [], []
+        self.tally = {"decoded": 0, "refused": 0}
+        self.preprocessed = 0
+
+    def _ours(self, path):
+        from PIL import Image
+        out = os.path.join(self.dir, "ours.ppm")
+        rc, _, err = run(["decode", path, out])
+        if rc != 0:
+            return err.strip()
+        return np.asarray(Image.open(out).convert("RGB"))
+
+    def _same(self, path, want):
+        """'ok' when clip agrees with Pillow (want: pillow_pixels), else what differs."""
+        got = self._ours(path)
+        self.tally["refused" if isinstance(want, str) else "decoded"] += 1
+        if isinstance(want, str) and isinstance(got, str):
+            return "ok" if got.startswith("clip: ") else f"bad message {got!r}"
+        if isinstance(want, str):
+            return f"clip decodes what Pillow refuses ({want})"
+        if isinstance(got, str):
+            return f"clip refuses: {got}"
+        if got.shape != want.shape:
+            return f"size {got.shape} vs Pillow's {want.shape}"
+        if not np.array_equal(got, want):
+            return f"{int((got != want).any(axis=2).sum())} pixels differ"
+        return "ok"
+
+    def add(self, name, kind, data, preprocess=False):
+        """Check one file's bytes (kind: what made it, for the report); with
+        preprocess, its crop too when Pillow decodes it."""
+        from PIL import Image
+        path = os.path.join(self.dir, "case" + self.ext)
+        with open(path, "wb") as f:
+            f.write(data)
+        want = pillow_pixels(path)
+        verdict = self._same(path, want)
+        if verdict != "ok":
+            keep = os.path.join(self.dir, f"fail-{name}{self.ext}")
+            with open(keep, "wb") as f:
+                f.write(data)
+            self.fails.append((name, kind, verdict, keep))
+        elif preprocess and not isinstance(want, str):
+            self.preprocessed += 1
+            out = os.path.join(self.dir, "crop.ppm")
+            rc, _, err = run(["preprocess", self.blob, path, out])
+            if rc != 0 or not np.array_equal(np.asarray(Image.open(out).convert("RGB")), crop_array(path, 224)):
+                self.preprocess_fails.append((name, err.strip()))
+
+    def report(self, what):
+        """The two checks: decode (what: "GIFs", ...) and preprocess."""
+        n = self.tally["decoded"] + self.tally["refused"]
+        for f in self.fails[:10]:
+            print("   ", f)
+        check(not self.fails, f"decode: {n - len(self.fails)} of {n} random {what} (seed {self.seed}) as Pillow "
+              f"decodes ({self.tally['decoded']}) or refuses ({self.tally['refused']}) them")
+        n = self.preprocessed
+        check(not self.preprocess_fails, f"preprocess: {n - len(self.preprocess_fails)} of {n} identical to Hugging "
+              f"Face's crop {self.preprocess_fails[:5]}")
+
+
+# ---------------------------------------------------------------------------
+# The hostile files of test/hostile_<format>.py, which test_hostile.py runs
+
+def write_hostile(fmt, folder):
+    """Write hostile_<fmt>.py's files into folder, for tools that take files
+    (valgrind.sh): bad-NAME for each file CASES says must be refused,
+    ok-NAME for each that must decode (CASES with words None, ACCEPT)."""
+    import importlib
+    mod = importlib.import_module("hostile_" + fmt)
+    files = [(("ok-" if words is None else "bad-") + name, data) for name, data, words in mod.CASES]
+    files += [("ok-" + name, data) for name, data in getattr(mod, "ACCEPT", [])]
+    os.makedirs(folder, exist_ok=True)
+    for name, data in files:
+        with open(os.path.join(folder, name), "wb") as f:
+            f.write(data)
+
+
+# ---------------------------------------------------------------------------
 # The project's build
 
 def sources():
@@ -281,5 +393,8 @@ def finish(name):
 if __name__ == "__main__":
     if len(sys.argv) in (3, 4) and sys.argv[1] == "model" and sys.argv[2] in TINY:
         print(tiny_model(sys.argv[2], *sys.argv[3:])[1])
+    elif len(sys.argv) == 4 and sys.argv[1] == "hostile":
+        write_hostile(sys.argv[2], sys.argv[3])
     else:
-        sys.exit("usage: common.py model {" + ",".join(TINY) + "} [" + "|".join(LAYOUTS) + "]")
+        sys.exit("usage: common.py model {" + ",".join(TINY) + "} [" + "|".join(LAYOUTS) + "]\n"
+                 "       common.py hostile FORMAT DIR")

@@ -58,6 +58,7 @@ run test_bmp "$PYTHON" test_bmp.py
 run test_webp "$PYTHON" test_webp.py
 run test_external "$PYTHON" test_external.py
 run test_cli "$PYTHON" test_cli.py
+run test_collections "$PYTHON" test_collections.py
 run test_blob "$PYTHON" test_blob.py
 run test_hostile "$PYTHON" test_hostile.py
 run test_export "$PYTHON" test_export.py

@@ -15,57 +15,17 @@ CLIP_BMP_SEED, size CLIP_BMP_COUNT):
 - written by ImageMagick when it is installed (BMP2, BMP3, BMP with RLE);
 and, for a subset, `clip preprocess` against Hugging Face's crop."""
 import os
-import random
 import shutil
 import struct
 import subprocess
 
 import numpy as np
 
-from common import OUT, blob_for, check, crop_array, finish, need_pillow, run, skipped
+from common import PillowCorpus, finish, skipped
 
-need_pillow("test_bmp")
+corpus = PillowCorpus("bmp", 300)  # skipped without Pillow; CLIP_BMP_SEED, CLIP_BMP_COUNT
+rng = corpus.rng
 from PIL import Image  # noqa: E402
-
-SEED = int(os.environ.get("CLIP_BMP_SEED", "20261202"))
-COUNT = int(os.environ.get("CLIP_BMP_COUNT", "300"))
-rng = random.Random(SEED)
-DIR = os.path.join(OUT, "bmp")
-os.makedirs(DIR, exist_ok=True)
-tally = {"decoded": 0, "refused": 0}
-
-
-def pillow_rgb(path):
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except Exception as e:  # noqa: BLE001 - any failure is a refusal
-        return repr(e)
-
-
-def ours(path):
-    out = os.path.join(DIR, "ours.ppm")
-    rc, _, err = run(["decode", path, out])
-    if rc != 0:
-        return err.strip()
-    return np.asarray(Image.open(out).convert("RGB"))
-
-
-def same(path):
-    """'ok' when clip agrees with Pillow, else what differs."""
-    want, got = pillow_rgb(path), ours(path)
-    tally["refused" if isinstance(want, str) else "decoded"] += 1
-    if isinstance(want, str) and isinstance(got, str):
-        return "ok" if got.startswith("clip: ") else f"bad message {got!r}"
-    if isinstance(want, str):
-        return f"clip decodes what Pillow refuses ({want})"
-    if isinstance(got, str):
-        return f"clip refuses: {got}"
-    if got.shape != want.shape:
-        return f"size {got.shape} vs Pillow's {want.shape}"
-    if not np.array_equal(got, want):
-        return f"{int((got != want).any(axis=2).sum())} pixels differ"
-    return "ok"
 
 
 # ---------------------------------------------------------------------------
@@ -200,7 +160,7 @@ def random_pillow_bmp():
     im = Image.fromarray(a)
     mode = rng.choice(["1", "L", "P", "RGB", "RGBA"])
     im = im.quantize(rng.randint(2, 256)) if mode == "P" else im.convert(mode)
-    path = os.path.join(DIR, "pillow.bmp")
+    path = os.path.join(corpus.dir, "pillow.bmp")
     im.save(path)
     with open(path, "rb") as f:
         return f.read()
@@ -210,9 +170,9 @@ def random_magick_bmp():
     w, h = rng.randint(1, 300), rng.randint(1, 200)
     a = np.frombuffer(rand_bytes(48), dtype=np.uint8).reshape(4, 4, 3)
     a = np.kron(a, np.ones((h // 4 + 1, w // 4 + 1, 1), dtype=np.uint8))[:h, :w]
-    src = os.path.join(DIR, "magick.png")
+    src = os.path.join(corpus.dir, "magick.png")
     Image.fromarray(a).save(src)
-    out = os.path.join(DIR, "magick.bmp")
+    out = os.path.join(corpus.dir, "magick.bmp")
     fmt = rng.choice(["BMP2:", "BMP3:", "BMP:"])
     opts = rng.choice([[], ["-colors", "16", "-compress", "RLE"], ["-colors", "200", "-compress", "RLE"],
                        ["-type", "Palette"], ["-colors", "2"], ["-colorspace", "Gray"], ["-alpha", "set"]])
@@ -235,33 +195,11 @@ def have_magick():
 magick = have_magick()
 if not magick:
     skipped("ImageMagick-written BMPs", "ImageMagick's convert is not installed")
-fails, preprocess_fails = [], []
-blob = blob_for(224)
-n_pre = 0
-for i in range(COUNT):
+for i in range(corpus.count):
     kind = ["pillow", "own", "own", "magick"][i % 4]
     if kind == "magick" and not magick:
         kind = "own"
     data = {"pillow": random_pillow_bmp, "own": random_own_bmp, "magick": random_magick_bmp}[kind]()
-    path = os.path.join(DIR, "case.bmp")
-    with open(path, "wb") as f:
-        f.write(data)
-    verdict = same(path)
-    if verdict != "ok":
-        keep = os.path.join(DIR, f"fail{i}.bmp")
-        with open(keep, "wb") as f:
-            f.write(data)
-        fails.append((i, kind, verdict, keep))
-    elif i % 10 == 0 and not isinstance(pillow_rgb(path), str):
-        n_pre += 1
-        out = os.path.join(DIR, "crop.ppm")
-        rc, _, err = run(["preprocess", blob, path, out])
-        if rc != 0 or not np.array_equal(np.asarray(Image.open(out).convert("RGB")), crop_array(path, 224)):
-            preprocess_fails.append((i, err.strip()))
-for f in fails[:10]:
-    print("   ", f)
-check(not fails, f"decode: {COUNT - len(fails)} of {COUNT} random BMPs (seed {SEED}) as Pillow decodes "
-      f"({tally['decoded']}) or refuses ({tally['refused']}) them")
-check(not preprocess_fails, f"preprocess: {n_pre - len(preprocess_fails)} of {n_pre} identical to Hugging Face's "
-      f"crop {preprocess_fails[:5]}")
+    corpus.add(i, kind, data, preprocess=i % 10 == 0)
+corpus.report("BMPs")
 finish("test_bmp")

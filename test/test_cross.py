@@ -5,7 +5,8 @@ x86-64 Windows (mingw-w64, under wine), and with tcc, clang, -DCLIP_NO_MMAP
 and without OpenMP, each from the Makefile's source list (`make sources`).
 On each: `clip selftest` passes, token ids identical to the native build,
 image and text features within 1e-5 relative of it on the generated tiny
-models, and JPEG decoding byte-identical. Each target is skipped (with a
+models, JPEG decoding byte-identical, and an index of three JPEGs with the
+same rows (within 1e-5) and the same search results. Each target is skipped (with a
 line saying so) when its compiler or emulator is not installed."""
 import json
 import os
@@ -40,7 +41,7 @@ def run_with(prefix, exe, args, env=None):
 
 def outputs(prefix, exe, env=None):
     """Everything compared between builds: ids, features, decoded bytes, crops."""
-    res = {"ids": [], "img": [], "txt": [], "jpeg": [], "crop": []}
+    res = {"ids": [], "img": [], "txt": [], "jpeg": [], "crop": [], "index": None}
     for t in TEXTS:
         rc, out, err = run_with(prefix, exe, ["tokenize", blobs[0], t], env)
         res["ids"].append(json.loads(out) if rc == 0 else err)
@@ -53,6 +54,21 @@ def outputs(prefix, exe, env=None):
         res["txt"].append(arrays(out) if rc == 0 else None)
         if rc:
             print(f"     embed text failed: exit {rc} {err.strip()[:200]}")
+    # an index of the three JPEGs, then a search of it (journal, .npy and tables on this platform)
+    ix = os.path.join(OUT, "cross-index")
+    shutil.rmtree(ix, ignore_errors=True)
+    rc, out, err = run_with(prefix, exe, ["index", blobs[0], ix] + jpegs + ["-q"], env)
+    if rc == 0:
+        import numpy as np
+        with open(os.path.join(ix, "files.tsv"), "rb") as f:
+            res["index"] = [[line.split(b"\t")[0] for line in f.read().split(b"\n")]]
+        res["img"].append(np.load(os.path.join(ix, "embeddings.npy")))
+        rc, out, err = run_with(prefix, exe, ["search", blobs[0], ix, TEXTS[0], "--json"], env)
+        res["index"].append([r["path"] for r in json.loads(out)] if rc == 0 else err)
+    else:
+        res["index"] = err
+        res["img"].append(None)
+        print(f"     index failed: exit {rc} {err.strip()[:200]}")
     for j in jpegs:
         dst = os.path.join(OUT, "cross-dec.ppm")
         rc, out, err = run_with(prefix, exe, ["decode", j, dst], env)
@@ -77,9 +93,11 @@ def compare(name, got, want):
     errs = [rel_err(g, w) if g is not None else float("inf") for g, w in zip(got["img"] + got["txt"], want["img"] + want["txt"])]
     ok_jpeg = got["jpeg"] == want["jpeg"]
     ok_crop = got["crop"] == want["crop"]
-    check(ok_ids and max(errs) <= 1e-5 and ok_jpeg and ok_crop,
-          f"{name}: ids {'same' if ok_ids else 'DIFFER'}, features max rel err {max(errs):.1e}, "
-          f"JPEG bytes {'same' if ok_jpeg else 'DIFFER'}, crops {'same' if ok_crop else 'DIFFER'}")
+    ok_index = got["index"] == want["index"]
+    check(ok_ids and max(errs) <= 1e-5 and ok_jpeg and ok_crop and ok_index,
+          f"{name}: ids {'same' if ok_ids else 'DIFFER'}, features max rel err {max(errs):.1e} (index rows "
+          f"included), JPEG bytes {'same' if ok_jpeg else 'DIFFER'}, crops {'same' if ok_crop else 'DIFFER'}, "
+          f"index files and search {'same' if ok_index else 'DIFFER'}")
 
 
 def selftest(name, prefix, exe, env=None):

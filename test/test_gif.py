@@ -16,57 +16,15 @@ CLIP_GIF_SEED, size CLIP_GIF_COUNT):
   end code before the frame is full (with and without 64 KiB after it);
 and, for a subset, `clip preprocess` against Hugging Face's crop."""
 import os
-import random
 import struct
 
 import numpy as np
 
-from common import OUT, blob_for, check, crop_array, finish, need_pillow, run
+from common import PillowCorpus, finish
 
-need_pillow("test_gif")
+corpus = PillowCorpus("gif", 300)  # skipped without Pillow; CLIP_GIF_SEED, CLIP_GIF_COUNT
+rng = corpus.rng
 from PIL import Image  # noqa: E402
-
-SEED = int(os.environ.get("CLIP_GIF_SEED", "20261202"))
-COUNT = int(os.environ.get("CLIP_GIF_COUNT", "300"))
-rng = random.Random(SEED)
-DIR = os.path.join(OUT, "gif")
-os.makedirs(DIR, exist_ok=True)
-
-
-def pillow_rgb(path):
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except Exception as e:  # noqa: BLE001 - any failure is a refusal
-        return repr(e)
-
-
-def ours(path):
-    out = os.path.join(DIR, "ours.ppm")
-    rc, _, err = run(["decode", path, out])
-    if rc != 0:
-        return err.strip()
-    return np.asarray(Image.open(out).convert("RGB"))
-
-
-tally = {"decoded": 0, "refused": 0}
-
-
-def same(path):
-    """'ok' when clip agrees with Pillow, else what differs."""
-    want, got = pillow_rgb(path), ours(path)
-    tally["refused" if isinstance(want, str) else "decoded"] += 1
-    if isinstance(want, str) and isinstance(got, str):
-        return "ok" if got.startswith("clip: ") else f"bad message {got!r}"
-    if isinstance(want, str):
-        return f"clip decodes what Pillow refuses ({want})"
-    if isinstance(got, str):
-        return f"clip refuses: {got}"
-    if got.shape != want.shape:
-        return f"size {got.shape} vs Pillow's {want.shape}"
-    if not np.array_equal(got, want):
-        return f"{int((got != want).any(axis=2).sum())} pixels differ"
-    return "ok"
 
 
 # ---------------------------------------------------------------------------
@@ -260,7 +218,7 @@ def random_pillow_gif():
         more = [Image.fromarray(np.roll(np.asarray(im.convert("RGB")), k * 7, axis=1)).quantize(rng.randint(2, 64))
                 for k in range(1, rng.randint(2, 4))]
         kw.update(save_all=True, append_images=more, optimize=False)
-    path = os.path.join(DIR, "pillow.gif")
+    path = os.path.join(corpus.dir, "pillow.gif")
     im.save(path, **kw)
     with open(path, "rb") as f:
         return f.read()
@@ -269,28 +227,9 @@ def random_pillow_gif():
 # ---------------------------------------------------------------------------
 # The runs
 
-fails = []
-preprocess_fails = []
-blob = blob_for(224)
-n_pre = 0
-for i in range(COUNT):
+for i in range(corpus.count):
     kind = "pillow" if i % 3 == 0 else "own"
-    data = random_pillow_gif() if kind == "pillow" else random_own_gif()
-    path = os.path.join(DIR, "case.gif")
-    with open(path, "wb") as f:
-        f.write(data)
-    verdict = same(path)
-    if verdict != "ok":
-        keep = os.path.join(DIR, f"fail{i}.gif")
-        with open(keep, "wb") as f:
-            f.write(data)
-        fails.append((i, kind, verdict, keep))
-    elif i % 10 == 0 and not isinstance(pillow_rgb(path), str):
-        n_pre += 1
-        out = os.path.join(DIR, "crop.ppm")
-        rc, _, err = run(["preprocess", blob, path, out])
-        if rc != 0 or not np.array_equal(np.asarray(Image.open(out).convert("RGB")), crop_array(path, 224)):
-            preprocess_fails.append((i, err.strip()))
+    corpus.add(i, kind, random_pillow_gif() if kind == "pillow" else random_own_gif(), preprocess=i % 10 == 0)
 # an end code before the frame is full: Pillow reads on when the file has
 # more than its 64 KiB chunk (here a big second frame), and fails at its end
 for i in range(4):
@@ -304,19 +243,6 @@ for i in range(4):
         data += b"," + struct.pack("<HHHHB", 0, 0, 300, 300, 0) + b"\x08" + sub_blocks(
             lzw([rng.randrange(256) for _ in range(300 * 300)], 8))
     data += b";"
-    path = os.path.join(DIR, "case.gif")
-    with open(path, "wb") as f:
-        f.write(data)
-    verdict = same(path)
-    if verdict != "ok":
-        keep = os.path.join(DIR, f"fail-early-end{i}.gif")
-        with open(keep, "wb") as f:
-            f.write(data)
-        fails.append((i, "early end code", verdict, keep))
-for f in fails[:10]:
-    print("   ", f)
-check(not fails, f"decode: {COUNT + 4 - len(fails)} of {COUNT + 4} random GIFs (seed {SEED}) as Pillow decodes "
-      f"({tally['decoded']}) or refuses ({tally['refused']}) them")
-check(not preprocess_fails, f"preprocess: {n_pre - len(preprocess_fails)} of {n_pre} identical to Hugging Face's "
-      f"crop {preprocess_fails[:5]}")
+    corpus.add(f"early-end{i}", "early end code", data)
+corpus.report("GIFs")
 finish("test_gif")

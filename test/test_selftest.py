@@ -75,7 +75,7 @@ def sources():
 
 def copy_tree(dst):
     """The sources and headers, as laid out in the repository."""
-    for d in ("", "platform", "decoders", "generated", "selftest"):
+    for d in sorted({"", "generated"} | {os.path.dirname(s) for s in SRC}):
         src = os.path.join(ROOT, d)
         if not os.path.isdir(src):
             continue

@@ -41,6 +41,18 @@ vg 0 decode $img/chelsea_restart.jpg "$OUT/vg-dec.ppm"
 vg 1 "$model" $img/missing.jpg "$OUT/vg-labels.txt"
 vg 1 "$OUT/vg-labels.txt" $img/chelsea.ppm "$OUT/vg-labels.txt"
 vg 0 decode $img/chelsea_arith.jpg "$OUT/vg-dec.ppm"
+# collections: several images (one missing) with a prompt ensemble, embed --npy,
+# an index made, updated, searched by text and by image, and merged
+vg 1 "$model" $img/chelsea_q90_420.jpg $img/missing.jpg $img/page.pgm "$OUT/vg-labels.txt" --template "a {}" \
+    --template "the {}."
+vg 0 embed "$model" $img/odd_17x9.jpg $img/coffee.ppm --npy "$OUT/vg-features.npy"
+rm -rf "$OUT/vg-index" "$OUT/vg-merged"
+vg 0 index "$model" "$OUT/vg-index" $img/chelsea_q90_420.jpg $img/odd_17x9.jpg $img/page.pgm "$OUT/vg-labels.txt"
+vg 0 index "$model" "$OUT/vg-index" $img/coffee.ppm -q
+vg 0 search "$model" "$OUT/vg-index" "a cat" --top 2 --json
+vg 0 search "$model" "$OUT/vg-index" --image $img/coffee.ppm
+vg 0 index --merge "$OUT/vg-merged" "$OUT/vg-index" -q
+vg 1 search "$model" "$OUT/vg-labels.txt" "a cat"
 # a JPEG cut short: the error leaves the row pipeline midway
 head -c 6000 $img/chelsea_q90_420.jpg > "$OUT/vg-cut.jpg"
 vg 1 decode "$OUT/vg-cut.jpg" "$OUT/vg-dec.ppm"
@@ -51,7 +63,7 @@ vg 0 decode fuzz/regressions/image/jpeg-gray-2x2-16x24.jpg "$OUT/vg-dec.ppm"
 vg 0 preprocess "$model" fuzz/regressions/image/jpeg-gray-2x2-16x24.jpg "$OUT/vg-crop.ppm"
 # the recovery paths (junk between segments, a corrupt scan) and CMYK, made
 # by hostile_jpeg.py
-if "$PYTHON" hostile_jpeg.py --write "$OUT/vg-hostile" >/dev/null 2>&1; then
+if "$PYTHON" common.py hostile jpeg "$OUT/vg-hostile" >/dev/null 2>&1; then
     for f in "$OUT"/vg-hostile/ok-*.jpg; do
         [ -e "$f" ] && vg 0 decode "$f" "$OUT/vg-dec.ppm"
     done

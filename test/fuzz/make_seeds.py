@@ -5,7 +5,7 @@ grayscale, arithmetic coding) and PPM/PGM variants, two of the test images;
 small PNG, GIF, BMP files in every mode Pillow writes, WebP lossy and
 lossless made with cwebp (and their bare VP8 bitstreams);
 tokenizer strings from test/data/tokenizer_cases.json and the Unicode edge
-cases; tiny valid weights files; labels files."""
+cases; tiny valid weights files; labels files; small index folders."""
 import json
 import os
 import random
@@ -152,4 +152,21 @@ for i in range(3):
 for i, lab in enumerate([b"cat\ndog\n", b"\xef\xbb\xbf a \r\n\r\n b\t\n", b"", b"\n\n\n", b"x\x00y\nz",
                          b"\xff\xfe\n\xc3\xa9t\xc3\xa9\n" + b"w" * 300]):
     put("labels", f"l{i}.txt", lab)
+
+# index folders: index.json, files.tsv, failed.tsv, embeddings.npy joined by "\n@@\n" (fuzz_index.c)
+def index_seed(rows, dim, paths, failed=()):
+    meta = (f'{{\n  "format": "clip.c index",\n  "version": 1,\n  "fingerprint": "0123456789abcdef",\n'
+            f'  "model": "m.bin",\n  "dim": {dim},\n  "rows": {rows},\n  "failed": {len(failed)}\n}}\n').encode()
+    files = b"path\tsize\tmtime\n" + b"".join(b"%s\t%d\t1700000000.%09d\n" % (p, 10 + i, i) for i, p in enumerate(paths))
+    bad = b"path\tsize\tmtime\treason\n" + b"".join(b"%s\t0\t0.000000000\t%s\n" % f for f in failed)
+    d = "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }" % (rows, dim)
+    d += " " * (64 - (10 + len(d) + 1) % 64) + "\n"
+    npy = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(d)) + d.encode() + struct.pack(
+        f"<{rows * dim}f", *[rng.uniform(-1, 1) for _ in range(rows * dim)])
+    return b"\n@@\n".join([meta, files, bad, npy])
+
+
+put("index", "empty.idx", index_seed(0, 4, []))
+put("index", "three.idx", index_seed(3, 8, [b"a.jpg", b"b/c\\t.png", b"d\xe9.gif"], [(b"x.txt", b"not an image")]))
+put("index", "wide.idx", index_seed(5, 33, [b"p%d" % i for i in range(5)]))
 print(f"seeds written to {OUT}")

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Run one fuzzer for a while:   test/fuzz/run.sh TARGET SECONDS
-#   TARGET: image, png, gif, bmp, webp, vp8, tokenizer, blob or labels. Builds with `make fuzz` (clang,
+#   TARGET: image, png, gif, bmp, webp, vp8, tokenizer, blob, labels or index. Builds with `make fuzz` (clang,
 #   libFuzzer, ASan, UBSan), seeds from make_seeds.py, keeps its corpus in
 #   test/fuzz/corpus/TARGET and writes crashes to test/fuzz/crashes/; a crash
 #   that is fixed belongs in test/fuzz/regressions/TARGET (make test replays it).
