@@ -70,8 +70,15 @@ struct clip_model {
     size_t file_size;
     clip_file source;            /* the weights file, mapped or read (empty when borrowed) */
     float *weights_copy;         /* byte-swapped / aligned copy of the weights, or NULL */
-    workspace ws;
-    clip_probe probe;            /* sees every stage (clip_model_set_probe), or NULL */
+    clip_context *ctx;           /* the working memory of the one-model API (clip_encode_image, ...) */
+};
+
+/* What one forward pass writes: a model is read-only once loaded, so any
+   number of threads share it, each with a context of its own. */
+struct clip_context {
+    const clip_model *model;     /* read only */
+    workspace ws;                /* activations, reused between calls */
+    clip_probe probe;            /* sees every stage (clip_context_set_probe), or NULL */
     void *probe_ctx;
 };
 
@@ -363,7 +370,8 @@ static int model_init(clip_model *m, const char *path, char *err)
                 m->cfg.vocab_size);
         return -1;
     }
-    return 0;
+    m->ctx = clip_context_create(m, err);
+    return m->ctx ? 0 : -1;
 }
 
 clip_model *clip_model_load_memory(const void *data, size_t size, char *err)
@@ -405,9 +413,9 @@ clip_model *clip_model_load(const char *path, char *err)
 void clip_model_free(clip_model *m)
 {
     if (!m) return;
+    clip_context_free(m->ctx);
     clip_tokenizer_free(m->tok);
     clip_free(m->weights_copy);
-    clip_free(m->ws.mem);
     clip_file_close(&m->source);
     clip_free(m);
 }
@@ -450,16 +458,44 @@ uint64_t clip_model_fingerprint(const clip_model *m)
     return h ^ (h >> 29);
 }
 
+clip_context *clip_context_create(const clip_model *m, char *err)
+{
+    clip_context *c;
+    if (!m) {
+        clip_error(err, "clip: no model for the context");
+        return NULL;
+    }
+    c = (clip_context *)clip_calloc(1, sizeof(clip_context));
+    if (!c) {
+        clip_error(err, "clip: out of memory");
+        return NULL;
+    }
+    c->model = m;
+    return c;
+}
+
+void clip_context_free(clip_context *c)
+{
+    if (!c) return;
+    clip_free(c->ws.mem);
+    clip_free(c);
+}
+
+void clip_context_set_probe(clip_context *c, clip_probe fn, void *ctx)
+{
+    c->probe = fn;
+    c->probe_ctx = ctx;
+}
+
 void clip_model_set_probe(clip_model *m, clip_probe fn, void *ctx)
 {
-    m->probe = fn;
-    m->probe_ctx = ctx;
+    clip_context_set_probe(m->ctx, fn, ctx);
 }
 
 /* Show a stage to the probe, if there is one. */
-static void probe(const clip_model *m, const char *stage, int layer, const float *x, int rows, int cols)
+static void probe(const clip_context *c, const char *stage, int layer, const float *x, int rows, int cols)
 {
-    if (m->probe) m->probe(m->probe_ctx, stage, layer, x, rows, cols);
+    if (c->probe) c->probe(c->probe_ctx, stage, layer, x, rows, cols);
 }
 
 /* A workspace of at least n floats; the old contents are not kept. */
@@ -712,7 +748,7 @@ static size_t encoder_scratch(int n, int dim, int mlp, int heads, int seq)
    (first/last: the rows each row may attend to, as attention_forward takes
    them; seq: the longest sequence). x is the residual stream, updated in
    place; each layer's output goes to the probe as stage[layer]. */
-static void encoder_forward(const clip_model *m, const char *stage, float *x, float *scratch,
+static void encoder_forward(const clip_context *ctx, const char *stage, float *x, float *scratch,
                             const encoder_weights *w, int layers, int n, int dim, int mlp, int heads, int act, float eps,
                             int causal, const int *first, const int *last, int seq)
 {
@@ -738,7 +774,7 @@ static void encoder_forward(const clip_model *m, const char *stage, float *x, fl
         matmul_forward(h, xb, w->w1 + l * packed_size(D, M), w->b1 + l * M, n, dim, mlp, mlp_act);
         /* hidden_states = residual + self.fc2(hidden_states) */
         matmul_forward(x, h, w->w2 + l * packed_size(M, D), w->b2 + l * D, n, mlp, dim, MM_RESIDUAL_ADD);
-        probe(m, stage, l, x, n, dim);
+        probe(ctx, stage, l, x, n, dim);
     }
 }
 
@@ -749,8 +785,9 @@ static void encoder_forward(const clip_model *m, const char *stage, float *x, fl
    images' token rows are packed into one matrix (each image's rows attend
    only to each other), so every matmul streams its weights once for the
    whole batch; every row is computed exactly as it would be alone. */
-static int encode_image_batch(clip_model *m, const clip_image *crops, int n_images, float *features, char *err)
+static int encode_image_batch(clip_context *ctx, const clip_image *crops, int n_images, float *features, char *err)
 {
+    const clip_model *m = ctx->model;
     const clip_config *c = &m->cfg;
     const vision_weights *w = &m->vision;
     int S = c->image_size, P = c->patch_size, grid = S / P, n = grid * grid + 1, D = c->vision_width;
@@ -760,7 +797,7 @@ static int encode_image_batch(clip_model *m, const clip_image *crops, int n_imag
     size_t need;
     need = (size_t)rows * D + (size_t)(n - 1) * patch_len + (size_t)n_images * D +
            encoder_scratch(rows, D, c->vision_mlp, c->vision_heads, n);
-    mem = ws_reserve(&m->ws, need, err);
+    mem = ws_reserve(&ctx->ws, need, err);
     span = (int *)clip_malloc((size_t)rows * 2 * sizeof(int));
     if (!mem || !span) {
         clip_free(span);
@@ -798,18 +835,18 @@ static int encode_image_batch(clip_model *m, const clip_image *crops, int n_imag
     }
     /* hidden_states = self.pre_layrnorm(hidden_states) */
     layernorm_forward(x, x, w->pre_ln_w, w->pre_ln_b, rows, D, c->vision_eps);
-    probe(m, "vision.embeddings", -1, x, rows, D);
-    encoder_forward(m, "vision.layer", x, scratch, &w->enc, c->vision_layers, rows, D, c->vision_mlp,
+    probe(ctx, "vision.embeddings", -1, x, rows, D);
+    encoder_forward(ctx, "vision.layer", x, scratch, &w->enc, c->vision_layers, rows, D, c->vision_mlp,
                     c->vision_heads, c->vision_act, c->vision_eps, 0, span, span + rows, n);
     clip_free(span);
     /* pooled_output = self.post_layernorm(last_hidden_state[:, 0, :]) */
     for (b = 0; b < n_images; b++)
         layernorm_forward(pooled + (size_t)b * D, x + (size_t)b * n * D, w->post_ln_w, w->post_ln_b, 1, D,
                           c->vision_eps);
-    probe(m, "vision.pooled", -1, pooled, n_images, D);
+    probe(ctx, "vision.pooled", -1, pooled, n_images, D);
     /* image_embeds = self.visual_projection(pooled_output) */
     matmul_forward(features, pooled, w->proj, NULL, n_images, D, c->projection_dim, MM_STORE);
-    probe(m, "vision.features", -1, features, n_images, c->projection_dim);
+    probe(ctx, "vision.features", -1, features, n_images, c->projection_dim);
     return 0;
 }
 
@@ -817,9 +854,9 @@ static int encode_image_batch(clip_model *m, const clip_image *crops, int n_imag
    panel across many row tiles, few enough to bound the activations. */
 #define IMAGE_BATCH_ROWS 1024
 
-int clip_encode_images(clip_model *m, const clip_image *crops, int n_images, float *features, char *err)
+int clip_context_encode_images(clip_context *ctx, const clip_image *crops, int n_images, float *features, char *err)
 {
-    const clip_config *c = &m->cfg;
+    const clip_config *c = &ctx->model->cfg;
     int S = c->image_size, n = (S / c->patch_size) * (S / c->patch_size) + 1, i, i0;
     int batch = IMAGE_BATCH_ROWS / n > 1 ? IMAGE_BATCH_ROWS / n : 1;
     if (n_images < 0 || (n_images > 0 && !crops)) return clip_error(err, "clip: no images to encode");
@@ -829,7 +866,7 @@ int clip_encode_images(clip_model *m, const clip_image *crops, int n_images, flo
                               S, S, crops[i].width, crops[i].height);
     for (i0 = 0; i0 < n_images; i0 += batch) {
         int k = n_images - i0 < batch ? n_images - i0 : batch;
-        if (encode_image_batch(m, crops + i0, k, features + (size_t)i0 * c->projection_dim, err)) return -1;
+        if (encode_image_batch(ctx, crops + i0, k, features + (size_t)i0 * c->projection_dim, err)) return -1;
     }
     return 0;
 }
@@ -840,12 +877,18 @@ int clip_encode_image(clip_model *m, const clip_image *crop, float *features, ch
     if (!crop || !crop->rgb || crop->width != S || crop->height != S)
         return clip_error(err, "clip: the image to encode must be %dx%d (run clip_preprocess first), got %dx%d", S, S,
                           crop ? crop->width : 0, crop ? crop->height : 0);
-    return clip_encode_images(m, crop, 1, features, err);
+    return clip_context_encode_images(m->ctx, crop, 1, features, err);
 }
 
-int clip_encode_files(clip_model *m, const char *const *paths, int n, float *features, int *ok, char *msgs,
-                      char *err)
+int clip_encode_images(clip_model *m, const clip_image *crops, int n_images, float *features, char *err)
 {
+    return clip_context_encode_images(m->ctx, crops, n_images, features, err);
+}
+
+int clip_context_encode_files(clip_context *ctx, const char *const *paths, int n, float *features, int *ok,
+                              char *msgs, char *err)
+{
+    const clip_model *m = ctx->model;
     int E = m->cfg.projection_dim, i, k = 0;
     /* crops[0..n): one per file; crops[n..): the readable ones, packed (shallow copies) */
     clip_image *crops = (clip_image *)clip_calloc(n > 0 ? 2 * (size_t)n : 1, sizeof(clip_image));
@@ -858,7 +901,7 @@ int clip_encode_files(clip_model *m, const char *const *paths, int n, float *fea
     /* the readable ones, packed, through the tower together */
     for (i = 0; i < n; i++)
         if (ok[i]) crops[n + k++] = crops[i];
-    if (k) rc = clip_encode_images(m, crops + n, k, features, err);
+    if (k) rc = clip_context_encode_images(ctx, crops + n, k, features, err);
     /* spread the rows out to their files, from the last (rows only move down) */
     for (i = n - 1; i >= 0 && rc == 0; i--) {
         float *dst = features + (size_t)i * E;
@@ -878,9 +921,10 @@ int clip_encode_files(clip_model *m, const char *const *paths, int n, float *fea
    sequence runs only up to its first <|endoftext|> (causal attention makes
    later positions irrelevant to it); the sequences are packed into one
    matrix, unpadded, so every matmul serves the whole batch. */
-static int encode_text_batch(clip_model *m, const int32_t *ids, const int *seg, int n_texts, int stride,
+static int encode_text_batch(clip_context *ctx, const int32_t *ids, const int *seg, int n_texts, int stride,
                              float *features, char *err)
 {
+    const clip_model *m = ctx->model;
     const clip_config *c = &m->cfg;
     const text_weights *w = &m->text;
     int D = c->text_width, t, i, max_len = 0, rows = 0;
@@ -903,7 +947,7 @@ static int encode_text_batch(clip_model *m, const int32_t *ids, const int *seg, 
             span[rows + row] = (int)row;
         }
     need = (size_t)rows * D + (size_t)n_texts * D + encoder_scratch(rows, D, c->text_mlp, c->text_heads, max_len);
-    mem = ws_reserve(&m->ws, need, err);
+    mem = ws_reserve(&ctx->ws, need, err);
     if (!mem) {
         clip_free(span);
         return -1;
@@ -919,8 +963,8 @@ static int encode_text_batch(clip_model *m, const int32_t *ids, const int *seg, 
             int d;
             for (d = 0; d < D; d++) xr[d] = te[d] + pe[d];
         }
-    probe(m, "text.embeddings", -1, x, rows, D);
-    encoder_forward(m, "text.layer", x, scratch, &w->enc, c->text_layers, rows, D, c->text_mlp, c->text_heads,
+    probe(ctx, "text.embeddings", -1, x, rows, D);
+    encoder_forward(ctx, "text.layer", x, scratch, &w->enc, c->text_layers, rows, D, c->text_mlp, c->text_heads,
                     c->text_act, c->text_eps, 1, span, span + rows, max_len);
     clip_free(span);
     /* final_layer_norm at each sequence's <|endoftext|> (its last row), then text_projection */
@@ -928,19 +972,19 @@ static int encode_text_batch(clip_model *m, const int32_t *ids, const int *seg, 
         row += (size_t)seg[t];
         layernorm_forward(pooled + (size_t)t * D, x + (row - 1) * D, w->final_ln_w, w->final_ln_b, 1, D, c->text_eps);
     }
-    probe(m, "text.pooled", -1, pooled, n_texts, D);
+    probe(ctx, "text.pooled", -1, pooled, n_texts, D);
     /* text_embeds = self.text_projection(pooled_output) */
     matmul_forward(features, pooled, w->proj, NULL, n_texts, D, c->projection_dim, MM_STORE);
-    probe(m, "text.features", -1, features, n_texts, c->projection_dim);
+    probe(ctx, "text.features", -1, features, n_texts, c->projection_dim);
     return 0;
 }
 
 #define TEXT_BATCH 64 /* texts per forward pass: bounds the activation memory */
 
-int clip_encode_text(clip_model *m, const int32_t *ids, const int *lens, int n_texts, int stride, float *features,
-                     char *err)
+int clip_context_encode_text(clip_context *ctx, const int32_t *ids, const int *lens, int n_texts, int stride,
+                             float *features, char *err)
 {
-    const clip_config *c = &m->cfg;
+    const clip_config *c = &ctx->model->cfg;
     int seg[TEXT_BATCH], t0, t, i;
     for (t0 = 0; t0 < n_texts; t0 += TEXT_BATCH) {
         int n = n_texts - t0 < TEXT_BATCH ? n_texts - t0 : TEXT_BATCH;
@@ -964,11 +1008,24 @@ int clip_encode_text(clip_model *m, const int32_t *ids, const int *lens, int n_t
                 }
             }
         }
-        if (encode_text_batch(m, ids + (size_t)t0 * stride, seg, n, stride,
+        if (encode_text_batch(ctx, ids + (size_t)t0 * stride, seg, n, stride,
                               features + (size_t)t0 * c->projection_dim, err))
             return -1;
     }
     return 0;
+}
+
+/* The one-model API: the model's own context. */
+int clip_encode_text(clip_model *m, const int32_t *ids, const int *lens, int n_texts, int stride, float *features,
+                     char *err)
+{
+    return clip_context_encode_text(m->ctx, ids, lens, n_texts, stride, features, err);
+}
+
+int clip_encode_files(clip_model *m, const char *const *paths, int n, float *features, int *ok, char *msgs,
+                      char *err)
+{
+    return clip_context_encode_files(m->ctx, paths, n, features, ok, msgs, err);
 }
 
 /* ------------------------------------------------------------------------
@@ -1034,6 +1091,148 @@ float clip_cosine(const float *a, const float *b, int n)
     return (float)(ab / (sqrt(aa) * sqrt(bb)));
 }
 
+void clip_normalize(float *x, int n)
+{
+    double ss = 0.0, inv;
+    int i;
+    for (i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    if (ss == 0.0) return;
+    inv = 1.0 / sqrt(ss);
+    for (i = 0; i < n; i++) x[i] = (float)(x[i] * inv);
+}
+
+/* "a photo of a {}." with the label in place of every {}: a new string
+   (clip_free it), or NULL with the reason in err. */
+static char *apply_template(const char *tmpl, const char *label, size_t label_len, size_t *out_len, char *err)
+{
+    size_t tl = strlen(tmpl), n = 0, i, count = 0;
+    char *out;
+    for (i = 0; i + 1 < tl; i++)
+        if (tmpl[i] == '{' && tmpl[i + 1] == '}') count++;
+    if (count == 0) {
+        clip_error(err, "clip: the template \"%.100s\" has no {} to put the label in", tmpl);
+        return NULL;
+    }
+    if (label_len > (SIZE_MAX - tl - 1) / count) {
+        clip_error(err, "clip: label too long");
+        return NULL;
+    }
+    out = (char *)clip_malloc(tl + count * label_len + 1);
+    if (!out) {
+        clip_error(err, "clip: out of memory");
+        return NULL;
+    }
+    for (i = 0; i < tl; i++) {
+        if (tmpl[i] == '{' && i + 1 < tl && tmpl[i + 1] == '}') {
+            memcpy(out + n, label, label_len);
+            n += label_len;
+            i++;
+        } else {
+            out[n++] = tmpl[i];
+        }
+    }
+    out[n] = 0;
+    *out_len = n;
+    return out;
+}
+
+/* Tokenize and encode n texts: features (n, projection_dim). */
+static int encode_strings(clip_context *ctx, const char *const *texts, const size_t *lens, int n, float *features,
+                          char *err)
+{
+    const clip_model *m = ctx->model;
+    int C = m->cfg.context_length, i, rc = -1;
+    int *counts = (int *)clip_malloc((n > 0 ? (size_t)n : 1) * sizeof(int));
+    int32_t *ids = (int32_t *)clip_malloc((n > 0 ? (size_t)n : 1) * (size_t)C * sizeof(int32_t));
+    if (!counts || !ids) {
+        clip_error(err, "clip: out of memory");
+        goto done;
+    }
+    for (i = 0; i < n; i++) {
+        counts[i] = clip_tokenize(m, texts[i], lens ? lens[i] : strlen(texts[i]), ids + (size_t)i * C, C, err);
+        if (counts[i] < 0) goto done;
+    }
+    rc = clip_context_encode_text(ctx, ids, counts, n, C, features, err);
+done:
+    clip_free(counts);
+    clip_free(ids);
+    return rc;
+}
+
+/* The prompt ensemble of OpenAI's zero-shot ImageNet notebook: a label's
+   feature is the mean of its normalized template features, normalized
+   again. With one template (or none) the raw features, exactly what
+   clip_encode_text gives for that prompt. */
+int clip_context_encode_labels(clip_context *ctx, const char *const *labels, const size_t *lens, int n,
+                               const char *const *templates, int n_templates, float *features, char *err)
+{
+    int E = ctx->model->cfg.projection_dim, T = n_templates > 0 ? n_templates : 1, i, t, d, k, made = 0, rc = -1;
+    size_t total;
+    const char **texts;
+    size_t *tlens;
+    float *f = NULL;
+    if (n < 0 || n_templates < 0 || (n > 0 && !labels) || (n_templates > 0 && !templates))
+        return clip_error(err, "clip: no labels to encode");
+    if ((size_t)n > (size_t)INT_MAX / (size_t)T) return clip_error(err, "clip: too many labels x templates");
+    total = (size_t)n * T;
+    texts = (const char **)clip_calloc(total ? total : 1, sizeof(char *));
+    tlens = (size_t *)clip_malloc((total ? total : 1) * sizeof(size_t));
+    if (T > 1) f = (float *)clip_malloc(total * (size_t)E * sizeof(float));
+    if (!texts || !tlens || (T > 1 && !f)) {
+        clip_error(err, "clip: out of memory");
+        goto done;
+    }
+    for (i = 0; i < n; i++)
+        for (t = 0; t < T; t++) {
+            k = i * T + t;
+            if (!labels[i]) {
+                clip_error(err, "clip: label %d is NULL", i);
+                goto done;
+            }
+            tlens[k] = lens ? lens[i] : strlen(labels[i]);
+            if (n_templates) {
+                if (!templates[t]) {
+                    clip_error(err, "clip: template %d is NULL", t);
+                    goto done;
+                }
+                texts[k] = apply_template(templates[t], labels[i], tlens[k], &tlens[k], err);
+                if (!texts[k]) goto done;
+                made = k + 1;
+            } else {
+                texts[k] = labels[i];
+            }
+        }
+    if (T == 1) { /* exactly the numbers of a single prompt */
+        rc = encode_strings(ctx, texts, tlens, n, features, err);
+        goto done;
+    }
+    if (encode_strings(ctx, texts, tlens, (int)total, f, err)) goto done;
+    for (i = 0; i < n; i++) {
+        float *o = features + (size_t)i * E;
+        for (d = 0; d < E; d++) o[d] = 0.0f;
+        for (t = 0; t < T; t++) {
+            float *v = f + ((size_t)i * T + t) * E;
+            clip_normalize(v, E);
+            for (d = 0; d < E; d++) o[d] += v[d];
+        }
+        for (d = 0; d < E; d++) o[d] /= (float)T;
+        clip_normalize(o, E);
+    }
+    rc = 0;
+done:
+    for (i = 0; n_templates && i < made; i++) clip_free((void *)(uintptr_t)texts[i]);
+    clip_free((void *)texts);
+    clip_free(tlens);
+    clip_free(f);
+    return rc;
+}
+
+int clip_encode_labels(clip_model *m, const char *const *labels, const size_t *lens, int n, const char *const *templates,
+                       int n_templates, float *features, char *err)
+{
+    return clip_context_encode_labels(m->ctx, labels, lens, n, templates, n_templates, features, err);
+}
+
 /* logits_per_image = logit_scale.exp() * image_embeds @ text_embeds.t() (both
    normalized); probs = logits_per_image.softmax(dim=1) */
 void clip_zero_shot(const clip_model *m, const float *image_features, const float *text_features, int n_texts,
@@ -1096,6 +1295,7 @@ static const char usage_text[] =
     "       clip preprocess MODEL IMAGE OUT.ppm the crop the model sees\n"
     "       clip decode IMAGE OUT.ppm           the decoded image\n"
     "       clip selftest                       check this build against built-in reference values\n"
+    "       clip --version                      this build's version and the weights format it reads\n"
     "\n"
     "MODEL is a weights file from export_weights.py; IMAGE a JPEG, PNG, GIF,\n"
     "BMP, WebP or PPM/PGM file (told by its content, not its name); LABELS a\n"
@@ -1232,30 +1432,6 @@ static label_list read_labels(const char *path)
     clip_free(spans);
     clip_free(buf);
     return L;
-}
-
-/* "a photo of a {}." with the label in place of every {} */
-static char *apply_template(const char *tmpl, const char *label, size_t label_len, size_t *out_len)
-{
-    size_t tl = strlen(tmpl), n = 0, i, count = 0;
-    char *out;
-    for (i = 0; i + 1 < tl; i++)
-        if (tmpl[i] == '{' && tmpl[i + 1] == '}') count++;
-    if (count == 0) usage_error("--template \"%s\" has no {} to put the label in", tmpl);
-    if (label_len > (SIZE_MAX - tl - 1) / count) die("clip: label too long");
-    out = (char *)xmalloc(tl + count * label_len + 1);
-    for (i = 0; i < tl; i++) {
-        if (tmpl[i] == '{' && i + 1 < tl && tmpl[i + 1] == '}') {
-            memcpy(out + n, label, label_len);
-            n += label_len;
-            i++;
-        } else {
-            out[n++] = tmpl[i];
-        }
-    }
-    out[n] = 0;
-    *out_len = n;
-    return out;
 }
 
 typedef struct {
@@ -1395,29 +1571,12 @@ static void cli_image(const clip_model *m, const char *path, clip_image *crop)
     if (clip_preprocess_file(m, path, crop, err)) die(err);
 }
 
-/* Tokenize n texts into a (n, context) id matrix. */
-static int32_t *cli_tokenize_all(const clip_model *m, char **texts, const size_t *lens, int n, int *counts)
-{
-    int ctx = m->cfg.context_length, i;
-    char err[CLIP_ERR_SIZE];
-    int32_t *ids = (int32_t *)xmalloc((size_t)n * ctx * sizeof(int32_t));
-    for (i = 0; i < n; i++) {
-        counts[i] = clip_tokenize(m, texts[i], lens[i], ids + (size_t)i * ctx, ctx, err);
-        if (counts[i] < 0) die(err);
-    }
-    return ids;
-}
-
 /* Features of n texts: (n, projection_dim), as get_text_features. */
 static float *cli_encode_texts(clip_model *m, char **texts, const size_t *lens, int n)
 {
     char err[CLIP_ERR_SIZE];
-    int *counts = (int *)xmalloc((size_t)n * sizeof(int));
-    int32_t *ids = cli_tokenize_all(m, texts, lens, n, counts);
     float *f = (float *)xmalloc((size_t)n * m->cfg.projection_dim * sizeof(float));
-    if (clip_encode_text(m, ids, counts, n, m->cfg.context_length, f, err)) die(err);
-    clip_free(counts);
-    clip_free(ids);
+    if (clip_encode_labels(m, (const char *const *)texts, lens, n, NULL, 0, f, err)) die(err);
     return f;
 }
 
@@ -1431,45 +1590,17 @@ static int by_logit(const void *a, const void *b)
     return (i > j) - (i < j);
 }
 
-/* The text feature of every label. No template: the label itself; one
-   template: the label put into it; several (a prompt ensemble, as OpenAI's
-   zero-shot ImageNet notebook): the mean of the label's normalized
-   template features, normalized again. */
+/* The text feature of every label (clip_encode_labels: the label itself,
+   put into the one template, or a prompt ensemble over several). */
 static float *label_features(clip_model *m, const label_list *L, const char **tmpl, int n_tmpl)
 {
-    int E = m->cfg.projection_dim, T = n_tmpl ? n_tmpl : 1, n = L->n * T, i, t, d;
-    char **texts = (char **)xmalloc((size_t)n * sizeof(char *));
-    size_t *lens = (size_t *)xmalloc((size_t)n * sizeof(size_t));
-    float *f, *out;
-    for (i = 0; i < L->n; i++)
-        for (t = 0; t < T; t++) {
-            int k = i * T + t;
-            if (n_tmpl) {
-                texts[k] = apply_template(tmpl[t], L->text[i], L->len[i], &lens[k]);
-            } else {
-                texts[k] = L->text[i];
-                lens[k] = L->len[i];
-            }
-        }
-    f = cli_encode_texts(m, texts, lens, n);
-    for (i = 0; n_tmpl && i < n; i++) clip_free(texts[i]);
-    clip_free(texts);
-    clip_free(lens);
-    if (T == 1) return f; /* exactly the numbers of a single prompt */
-    out = (float *)xmalloc((size_t)L->n * E * sizeof(float));
-    for (i = 0; i < L->n; i++) {
-        float *o = out + (size_t)i * E;
-        for (d = 0; d < E; d++) o[d] = 0.0f;
-        for (t = 0; t < T; t++) {
-            float *v = f + ((size_t)i * T + t) * E;
-            clip_normalize(v, E);
-            for (d = 0; d < E; d++) o[d] += v[d];
-        }
-        for (d = 0; d < E; d++) o[d] /= (float)T;
-        clip_normalize(o, E);
-    }
-    clip_free(f);
-    return out;
+    char err[CLIP_ERR_SIZE];
+    float *f = (float *)xmalloc((size_t)L->n * m->cfg.projection_dim * sizeof(float));
+    int t;
+    for (t = 0; t < n_tmpl; t++)
+        if (!strstr(tmpl[t], "{}")) usage_error("--template \"%s\" has no {} to put the label in", tmpl[t]);
+    if (clip_encode_labels(m, (const char *const *)L->text, L->len, L->n, tmpl, n_tmpl, f, err)) die(err);
+    return f;
 }
 
 /* One image's ranking, readable or as a JSON line. */
@@ -1856,6 +1987,10 @@ int main(int argc, char **argv)
         return 2;
     }
     cmd = argv[1];
+    if (!strcmp(cmd, "--version")) {
+        printf("clip %s (weights format %d)\n", CLIP_VERSION, CLIP_FORMAT_VERSION);
+        return 0;
+    }
     if (!strcmp(cmd, "selftest")) {
         if (argc != 2) usage_error("selftest takes no arguments%s", "");
         return cmd_selftest();

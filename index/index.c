@@ -150,16 +150,6 @@ int clip_index_shard_of(const char *path, int n)
     return (int)(fnv64((const unsigned char *)path, strlen(path)) % (uint64_t)n) + 1;
 }
 
-void clip_normalize(float *x, int n)
-{
-    double ss = 0.0, inv;
-    int i;
-    for (i = 0; i < n; i++) ss += (double)x[i] * x[i];
-    if (ss == 0.0) return;
-    inv = 1.0 / sqrt(ss);
-    for (i = 0; i < n; i++) x[i] = (float)(x[i] * inv);
-}
-
 static int list_push(entry_list *l, const entry *e)
 {
     if (l->n == l->cap) {
@@ -490,34 +480,56 @@ done:
     return rc;
 }
 
-static clip_index *open_index(const char *dir, int lazy, char *err)
+static int recover(const char *dir, char *err);
+
+/* An index folder as a clip_index, its files mapped lazily (search) or read
+   whole. A writer (which holds the folder's lock) first rolls a half-saved
+   state forward or back, and may find no index there yet: it gets an empty
+   one and 1. A reader is refused where there is no index. 0 when an index
+   was read; -1 on errors (*out stays NULL). */
+static int open_index(const char *dir, int lazy, int writer, clip_index **out, char *err)
 {
     clip_index *ix = (clip_index *)clip_calloc(1, sizeof(clip_index));
     int rc;
+    *out = NULL;
     if (!ix || !(ix->dir = dup_str(dir, strlen(dir)))) {
         index_free(ix);
-        clip_error(err, "clip index: out of memory");
-        return NULL;
+        return clip_error(err, "clip index: out of memory");
     }
     ix->lazy = lazy;
-    rc = index_read(ix, dir, err);
-    if (rc == 1) clip_error(err, "clip: %s is not an index (no %s); make one with clip index MODEL %s PATH...", dir,
-                            F_META, dir);
-    if (rc) {
+    rc = writer && recover(dir, err) ? -1 : index_read(ix, dir, err);
+    if (rc == 1 && !writer)
+        rc = clip_error(err, "clip: %s is not an index (no %s); make one with clip index MODEL %s PATH...", dir, F_META,
+                        dir);
+    if (rc < 0) {
         index_free(ix);
-        return NULL;
+        return -1;
     }
-    return ix;
+    *out = ix;
+    return rc;
+}
+
+/* Drop the rows, failures and descriptions an index holds (to be read or
+   made again). */
+static void forget_contents(clip_index *ix)
+{
+    list_free(&ix->rows);
+    list_free(&ix->failed);
+    clip_free(ix->model_name);
+    clip_free(ix->shard);
+    ix->model_name = ix->shard = NULL;
 }
 
 clip_index *clip_index_open(const char *dir, char *err)
 {
-    return open_index(dir, 1, err);
+    clip_index *ix;
+    return open_index(dir, 1, 0, &ix, err) ? NULL : ix;
 }
 
 clip_index *clip_index_open_all(const char *dir, char *err)
 {
-    return open_index(dir, 0, err);
+    clip_index *ix;
+    return open_index(dir, 0, 0, &ix, err) ? NULL : ix;
 }
 
 size_t clip_index_rows(const clip_index *ix)
@@ -1285,11 +1297,7 @@ static int save(clip_index *ix, int remove_journal, char *err)
     if (remove_journal) clip_remove_file(journal);
     clip_sync_dir(ix->dir);
     /* read back what was saved (ix's entries and mappings are replaced) */
-    list_free(&ix->rows);
-    list_free(&ix->failed);
-    clip_free(ix->model_name);
-    clip_free(ix->shard);
-    ix->model_name = ix->shard = NULL;
+    forget_contents(ix);
     {
         uint64_t fp = ix->fingerprint;
         if (index_read(ix, ix->dir, err)) goto done;
@@ -1454,13 +1462,7 @@ int clip_index_update(clip_model *m, const char *model_path, const char *dir, co
     memset(&j, 0, sizeof j);
     memset(&added, 0, sizeof added);
     if (lock_folder(dir, &lock, err)) return -1;
-    ix = (clip_index *)clip_calloc(1, sizeof(clip_index));
-    if (!ix || !(ix->dir = dup_str(dir, strlen(dir)))) {
-        clip_error(err, "clip index: out of memory");
-        goto done;
-    }
-    if (recover(dir, err)) goto done;
-    r = index_read(ix, dir, err);
+    r = open_index(dir, 0, 1, &ix, err);
     if (r < 0) goto done;
     is_new = r == 1;
     if (is_new) {
@@ -1681,7 +1683,7 @@ int clip_index_merge(const char *out, const char *const *shards, size_t n_shards
     for (s = 0; s < n_shards; s++) {
         clip_path_info st;
         char *jp;
-        if (!(in[s] = open_index(shards[s], 0, err))) goto done;
+        if (open_index(shards[s], 0, 0, &in[s], err)) goto done;
         if (ost.ino && clip_path_stat(shards[s], &st, msg) == 0 && st.dev == ost.dev && st.ino == ost.ino) {
             clip_error(err, "clip index --merge: the output folder %s is also one of the shards; merge into a new "
                             "folder", out);
@@ -1703,24 +1705,14 @@ int clip_index_merge(const char *out, const char *const *shards, size_t n_shards
             goto done;
         }
     }
-    ix = (clip_index *)clip_calloc(1, sizeof(clip_index));
-    if (!ix || !(ix->dir = dup_str(out, strlen(out)))) {
-        clip_error(err, "clip index: out of memory");
-        goto done;
-    }
-    if (recover(out, err)) goto done;
-    r = index_read(ix, out, err);
+    r = open_index(out, 0, 1, &ix, err);
     if (r < 0) goto done;
     if (r == 0 && (ix->fingerprint != in[0]->fingerprint || ix->dim != in[0]->dim)) {
         clip_error(err, "clip index --merge: %s holds an index of another model; merge into a new folder", out);
         goto done;
     }
     /* the merged index replaces whatever out held */
-    list_free(&ix->rows);
-    list_free(&ix->failed);
-    clip_free(ix->model_name);
-    clip_free(ix->shard);
-    ix->shard = NULL;
+    forget_contents(ix);
     ix->fingerprint = in[0]->fingerprint;
     ix->dim = in[0]->dim;
     ix->model_name = in[0]->model_name ? dup_str(in[0]->model_name, strlen(in[0]->model_name)) : NULL;

@@ -96,7 +96,5 @@ int clip_index_search(const clip_index *ix, const float *query, int k, size_t *r
 /* Write a float32 (rows, cols) array as a .npy file, whole: to a temporary
    name, then renamed into place. */
 int clip_npy_write(const char *path, const float *data, size_t rows, size_t cols, char *err);
-/* x / |x| in place (the norm summed in double); a zero vector stays zero. */
-void clip_normalize(float *x, int n);
 
 #endif

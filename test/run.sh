@@ -59,6 +59,9 @@ run test_webp "$PYTHON" test_webp.py
 run test_external "$PYTHON" test_external.py
 run test_cli "$PYTHON" test_cli.py
 run test_collections "$PYTHON" test_collections.py
+run test_python "$PYTHON" test_python.py
+run test_threads "$PYTHON" test_threads.py
+run test_install "$PYTHON" test_install.py
 run test_blob "$PYTHON" test_blob.py
 run test_hostile "$PYTHON" test_hostile.py
 run test_export "$PYTHON" test_export.py
@@ -73,6 +76,8 @@ done
 run test_sanitizers sh sanitizers.sh
 run test_valgrind sh valgrind.sh
 run test_cross "$PYTHON" test_cross.py
+run test_baremetal "$PYTHON" test_baremetal.py
+run test_web "$PYTHON" test_web.py
 run test_fullsize "$PYTHON" test_fullsize.py ${CLIP_FULLSIZE:-ViT-B-32 ViT-L-14-336}
 rm -f "$log" "$log.rc"
 echo "== summary"
