@@ -41,7 +41,7 @@ LDLIBS += -lm
 SRC = clip.c tokenizer.c image.c platform/platform.c decoders/jpeg.c decoders/png.c decoders/inflate.c decoders/gif.c decoders/bmp.c \
       decoders/webp.c decoders/vp8.c decoders/pnm.c selftest/selftest.c index/index.c
 HDR = clip.h platform/platform.h decoders/decoders.h decoders/inflate.h generated/unicode_tables.h generated/selftest_data.h \
-      index/index.h
+      selftest/selftest.h index/index.h
 
 .PHONY: all test clean demo bench fuzz fuzz-targets sources selftest-data unicode-tables lib install uninstall wasm baremetal-selftest FORCE
 
@@ -107,6 +107,9 @@ uninstall:
 # the C unit tests include clip.c itself (to reach its static ops), so it is not linked again
 test/test_ops: test/test_ops.c $(SRC) $(HDR)
 	$(CC) $(ALL_CFLAGS) -I. -o $@ test/test_ops.c $(filter-out clip.c,$(SRC)) $(ALL_LDFLAGS) $(LDLIBS)
+# the same with the matmul's panels walked in 8-column slices (MM_NC; narrower targets' tiles)
+test/test_ops_nc8: test/test_ops.c $(SRC) $(HDR)
+	$(CC) $(ALL_CFLAGS) -DMM_NC=8 -I. -o $@ test/test_ops.c $(filter-out clip.c,$(SRC)) $(ALL_LDFLAGS) $(LDLIBS)
 
 # the library without the command line, for the C tests
 
@@ -176,18 +179,29 @@ BM_CC ?= arm-none-eabi-gcc
 BM_ELF ?= baremetal/clip-selftest.elf
 BM_ARENA ?=
 BM_FLAGS = -O2 -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16 $(WARN) -ffunction-sections -fdata-sections \
-           -DCLIP_NO_MAIN -DCLIP_NO_MMAP -DCLIP_CUSTOM_ALLOC $(if $(BM_ARENA),-DARENA_BYTES=$(BM_ARENA))
+           -DCLIP_NO_MAIN -DCLIP_NO_MMAP -DCLIP_CUSTOM_ALLOC -DCLIP_SELFTEST_NO_TEXT $(if $(BM_ARENA),-DARENA_BYTES=$(BM_ARENA))
 # every library source builds without mmap or files (platform.c refuses them); --gc-sections drops what is not called
-BM_SRC = baremetal/board.c baremetal/main.c $(SRC)
+# CLIP_SELFTEST_NO_TEXT leaves out the self-check's text-encoded data: the board runs the checks on selftest_data.S
+BM_SRC = baremetal/board.c baremetal/main.c baremetal/selftest_data.S $(SRC)
 BM_QEMU = timeout 120 qemu-system-arm -M mps2-an386 -nographic -semihosting-config enable=on,target=native -kernel
+# the self-check's data decoded on the host (CC), for the board's flash (selftest_data.S includes the file)
+BM_DATA = baremetal/selftest_data.bin
+BM_TOOL = build/baremetal/selftest_bin
 
-$(BM_ELF): $(BM_SRC) baremetal/board.h baremetal/mps2-an386.ld $(HDR)
+$(BM_TOOL): baremetal/selftest_bin.c selftest/selftest.h $(SRC) $(HDR)
+	@mkdir -p $(dir $@)
+	$(CC) -O1 $(WARN) -DCLIP_NO_MAIN -o $@ baremetal/selftest_bin.c $(SRC) $(LDLIBS)
+
+$(BM_DATA): $(BM_TOOL)
+	$(BM_TOOL) $@
+
+$(BM_ELF): $(BM_SRC) $(BM_DATA) baremetal/board.h baremetal/mps2-an386.ld selftest/selftest.h $(HDR)
 	$(BM_CC) $(BM_FLAGS) -nostartfiles -T baremetal/mps2-an386.ld -Wl,--gc-sections -o $@ $(BM_SRC) -lm
 
 baremetal-selftest: $(BM_ELF)
 	$(BM_QEMU) $(BM_ELF)
 
-test: clip test/test_ops test/tok_batch test/stages test/test_threads $(FUZZ_TARGETS:%=test/fuzz/replay_%)
+test: clip test/test_ops test/test_ops_nc8 test/tok_batch test/stages test/test_threads $(FUZZ_TARGETS:%=test/fuzz/replay_%)
 	PYTHON=$(PYTHON) sh test/run.sh
 
 demo: clip
@@ -197,5 +211,5 @@ demo: clip
 clean:
 	rm -f libclip.a libclip.so
 	rm -rf build
-	rm -f clip web/clip.wasm baremetal/clip-selftest.elf test/test_ops test/tok_batch test/stages test/test_threads bench/clip_bench $(FUZZ_TARGETS:%=test/fuzz/fuzz_%) $(FUZZ_TARGETS:%=test/fuzz/replay_%)
+	rm -f clip web/clip.wasm baremetal/clip-selftest.elf baremetal/selftest_data.bin test/test_ops test/test_ops_nc8 test/tok_batch test/stages test/test_threads bench/clip_bench $(FUZZ_TARGETS:%=test/fuzz/fuzz_%) $(FUZZ_TARGETS:%=test/fuzz/replay_%)
 	rm -rf test/out

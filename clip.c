@@ -609,24 +609,48 @@ static void matmul_reference(float *out, const float *in, const float *w, const 
 #ifndef CLIP_REFERENCE_OPS
 #define CLIP_REFERENCE_OPS 0
 #endif
-#define MM_MR 6 /* at most this many input rows per tile: 6 x 64 accumulators fit the vector registers */
+#define MM_MR 6 /* at most this many input rows per tile */
 
-/* One mr x PANEL tile: bias, then the products in k order. It is called with
-   constant mr (4, 5 or 6), so the compiler makes one copy per size with
-   fixed loop bounds and keeps the accumulators in vector registers. Rows
-   come as pointers (a short last tile repeats a row and drops it). */
+/* The tile's width: a 64-column panel is walked in PANEL / MM_NC slices of
+   MM_NC columns; each output's sum is the same, in the same k order,
+   whatever the width, so the width is only a matter of speed, chosen per
+   target (-DMM_NC=... overrides it). Measured with gcc 12 on this
+   project's Zen 4 machine, one thread, a 400 x 768 x 3072 matmul:
+     AVX-512: 64 (6 x 64 accumulators in 24 of its 32 registers);
+     AVX2 + FMA without AVX-512: 32, 1.15x faster than 64;
+     SSE2 (x86-64 without -march), and targets that could not be measured
+     here: 64. On SSE2, 4 is within noise of 64, and 8 or 16 (which would
+     fill its 16 registers) fall to a fifth of the speed: gcc's loop
+     vectorizer reshapes that loop badly. */
+#ifndef MM_NC
+#if defined(__AVX__) && !defined(__AVX512F__)
+#define MM_NC 32
+#else
+#define MM_NC 64
+#endif
+#endif
+#if MM_NC < 1 || PANEL % MM_NC != 0
+#error "MM_NC must divide the panel width PANEL"
+#endif
+
+/* One mr x MM_NC tile: bias, then the products in k order. It is called
+   with constant mr (4, 5 or 6), so the compiler makes one copy per size
+   with fixed loop bounds and keeps the accumulators in vector registers.
+   panel points at the slice's first column (rows of the panel are PANEL
+   apart); rows come as pointers (a short last tile repeats a row and drops
+   it). */
 static void matmul_tile(float *const *out, const float *const *in, const float *panel, const float *bias, int in_dim,
                         int cols, int mode, int mr)
 {
-    float acc[MM_MR][PANEL];
+    float acc[MM_MR][MM_NC];
     int r, c, k;
     for (r = 0; r < mr; r++)
-        for (c = 0; c < PANEL; c++) acc[r][c] = bias[c];
+        for (c = 0; c < MM_NC; c++) acc[r][c] = bias[c];
     for (k = 0; k < in_dim; k++) {
         const float *wk = panel + (size_t)k * PANEL;
         for (r = 0; r < mr; r++) {
             float a = in[r][k];
-            for (c = 0; c < PANEL; c++) acc[r][c] += a * wk[c];
+            for (c = 0; c < MM_NC; c++) acc[r][c] += a * wk[c];
         }
     }
     for (r = 0; r < mr; r++)
@@ -648,30 +672,32 @@ static int tile_rows(int n)
 }
 
 /* matmul_reference's sums, in the same k order, computed in register tiles
-   of mr rows x one 64-column panel, with the epilogue applied on the way out. */
+   of mr rows x one MM_NC-column slice of a panel, with the epilogue applied
+   on the way out. */
 static void matmul_forward(float *out, const float *in, const float *w, const float *bias, int n, int in_dim,
                            int out_dim, int mode)
 {
-    int mr = tile_rows(n), row_blocks = (n + mr - 1) / mr, panels = (out_dim + PANEL - 1) / PANEL, blk;
+    int mr = tile_rows(n), row_blocks = (n + mr - 1) / mr, slices = (out_dim + MM_NC - 1) / MM_NC, blk;
     if (CLIP_REFERENCE_OPS) {
         matmul_reference(out, in, w, bias, n, in_dim, out_dim, mode);
         return;
     }
-    /* tiles of one panel are adjacent, so a thread streams each panel once;
-       tiny products are not worth waking the threads for */
+    /* the tiles of one slice are adjacent, and the slices of one panel, so
+       a thread streams each panel once; tiny products are not worth waking
+       the threads for */
     OMP("omp parallel for schedule(static) if ((size_t)n * in_dim * out_dim > 65536)")
-    for (blk = 0; blk < row_blocks * panels; blk++) {
-        int r0 = (blk % row_blocks) * mr, c0 = (blk / row_blocks) * PANEL, r, c;
-        int cols = out_dim - c0 < PANEL ? out_dim - c0 : PANEL;
+    for (blk = 0; blk < row_blocks * slices; blk++) {
+        int r0 = (blk % row_blocks) * mr, c0 = (blk / row_blocks) * MM_NC, r, c;
+        int cols = out_dim - c0 < MM_NC ? out_dim - c0 : MM_NC;
         const float *rows_in[MM_MR];
-        float *rows_out[MM_MR], b[PANEL];
-        const float *panel = w + (size_t)(c0 / PANEL) * in_dim * PANEL;
+        float *rows_out[MM_MR], b[MM_NC];
+        const float *panel = w + (size_t)(c0 / PANEL) * in_dim * PANEL + c0 % PANEL;
         for (r = 0; r < mr; r++) {
             int rr = r0 + r < n ? r0 + r : n - 1;
             rows_in[r] = in + (size_t)rr * in_dim;
             rows_out[r] = r0 + r < n ? out + (size_t)(r0 + r) * out_dim + c0 : NULL;
         }
-        for (c = 0; c < PANEL; c++) b[c] = bias && c < cols ? bias[c0 + c] : 0.0f;
+        for (c = 0; c < MM_NC; c++) b[c] = bias && c < cols ? bias[c0 + c] : 0.0f;
         if (mr == 6)
             matmul_tile(rows_out, rows_in, panel, b, in_dim, cols, mode, 6);
         else if (mr == 5)

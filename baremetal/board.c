@@ -58,7 +58,7 @@ void board_exit(int status)
    Memory regions (mps2-an386.ld) */
 
 extern unsigned char __data_start[], __data_end[], __data_load[], __bss_start[], __bss_end[];
-extern unsigned char __stack_limit[], __stack_top[], __arena_start[], __arena_end[];
+extern unsigned char __stack_limit[], __stack_top[], __arena_start[], __arena_end[], __flash_start[], __flash_end[];
 
 #define STACK_PAINT 0xA5C3E10Fu
 
@@ -66,6 +66,12 @@ unsigned char *board_arena(size_t *size)
 {
     *size = (size_t)(__arena_end - __arena_start);
     return __arena_start;
+}
+
+const unsigned char *board_flash(size_t *size)
+{
+    *size = (size_t)(__flash_end - __flash_start);
+    return __flash_start;
 }
 
 size_t board_stack_used(void)

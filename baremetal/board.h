@@ -19,6 +19,9 @@ void board_exit(int status)
 /* The RAM region given to the allocation arena: its start and size. */
 unsigned char *board_arena(size_t *size);
 
+/* The flash region (code and read-only data): its start and size. */
+const unsigned char *board_flash(size_t *size);
+
 /* The most stack used so far, in bytes (the region is painted at reset). */
 size_t board_stack_used(void);
 

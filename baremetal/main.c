@@ -4,11 +4,14 @@
    The library is built with -DCLIP_NO_MAIN -DCLIP_NO_MMAP
    -DCLIP_CUSTOM_ALLOC: no command line, no file mapping, and every
    allocation comes here, to an arena over the board's PSRAM (board.h).
-   The built-in model, JPEG and reference values are const data, linked
-   into the code memory that stands for flash; the self-check decodes them
-   into the arena and runs every stage. Each stage's line goes to the
-   host's console over semihosting, then the arena's peak, and the board
-   stops with status 0 when every stage passed, 1 when one failed.
+   The self-check's data (the model, a JPEG, the reference values) comes
+   decoded, from selftest_data.S, as read-only data in the code memory that
+   stands for flash; the checks run on it there (clip_selftest_run), so
+   the weights are used in place and the arena holds only what the library
+   allocates: activations, tokenizer tables, the decoded image. Each
+   stage's line goes to the host's console over semihosting, then the
+   arena's peak, and the board stops with status 0 when every stage
+   passed, 1 when one failed.
 
    ARENA_BYTES (default: all of the PSRAM) caps the arena, to show that a
    board with too little RAM gets the library's out-of-memory message and
@@ -18,7 +21,11 @@
 #include <string.h>
 
 #include "../clip.h"
+#include "../selftest/selftest.h"
 #include "board.h"
+
+/* selftest_data.S: the decoded data, in flash */
+extern const unsigned char selftest_flash_data[], selftest_flash_end[];
 
 /* ------------------------------------------------------------------------
    The arena: first fit over a list of blocks laid end to end
@@ -287,6 +294,23 @@ static void report(void *ctx, const char *line)
     board_write("\n");
 }
 
+/* Says where the weights are; -1 unless they lie in the flash region. */
+static int weights_in_flash(const unsigned char *data)
+{
+    char line[200];
+    size_t flash_size, size;
+    const unsigned char *flash = board_flash(&flash_size);
+    const unsigned char *w = clip_selftest_weights(data, &size);
+    uintptr_t lo = (uintptr_t)flash, hi = lo + flash_size - 1;
+    int in = (uintptr_t)w >= lo && (uintptr_t)w + size - 1 <= hi;
+    sprintf(line, "%sweights: %lu bytes at 0x%08lx-0x%08lx, %s the flash region 0x%08lx-0x%08lx%s\n",
+            in ? "" : "FAIL ", (unsigned long)size, (unsigned long)(uintptr_t)w,
+            (unsigned long)((uintptr_t)w + size - 1), in ? "in" : "outside", (unsigned long)lo, (unsigned long)hi,
+            in ? ": used in place" : "");
+    board_write(line);
+    return in ? 0 : -1;
+}
+
 int main(void)
 {
     char err[CLIP_ERR_SIZE], line[200];
@@ -300,7 +324,9 @@ int main(void)
         return 1;
     }
     board_write(line);
-    rc = clip_selftest(report, NULL, err);
+    if (weights_in_flash(selftest_flash_data)) return 1;
+    rc = clip_selftest_run(selftest_flash_data, (size_t)(selftest_flash_end - selftest_flash_data), report, NULL,
+                           err);
     if (rc) {
         board_write("clip: selftest: ");
         board_write(err);

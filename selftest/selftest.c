@@ -3,6 +3,9 @@
    the reference values stored beside it.
 
    It is for a porter with a compiler and nothing else: no files, no Python.
+   clip_selftest decodes the data into an allocation and runs the checks on
+   it; the two halves are also callable on their own (selftest.h), so that
+   a board can keep the decoded data in flash and use the weights there.
    Each stage runs on the reference's own inputs (the stored token ids, the
    stored crop), so one broken stage does not drag the others down: the
    first line that says FAIL is where to look. */
@@ -12,6 +15,7 @@
 #include <string.h>
 
 #include "../generated/selftest_data.h"
+#include "selftest.h"
 
 /* Tolerances. Activations, features and logits: the largest absolute error
    over the stage divided by the largest absolute reference value. float32
@@ -28,7 +32,7 @@ typedef struct {
     void *ctx;
     char *err;
     int failed;        /* a stage disagreed; err names the first one */
-    const float *ref;  /* the reference values, decoded */
+    const float *ref;  /* the reference values (float32, in the data or a copy) */
     int next, end;     /* the stages the probe is to see next: selftest_stages[next .. end) */
 } selftest;
 
@@ -102,6 +106,7 @@ static void stage_name(char *buf, const char *stage, int layer)
 
 /* ---- the built-in data ---- */
 
+#ifndef CLIP_SELFTEST_NO_TEXT
 /* A digit of the text encoding (see selftest_data.h), or -1. */
 static int b85_digit(int c)
 {
@@ -155,6 +160,17 @@ static int decode_data(unsigned char *out, size_t size, char *err)
                           (unsigned long)SELFTEST_DATA_FNV1A);
     return 0;
 }
+#else
+/* A build that gets the data decoded from elsewhere (baremetal/: in the
+   board's flash) and calls clip_selftest_run: the text encoding (some
+   200 KB of read-only data nothing would read) stays out of the image. */
+static int decode_data(unsigned char *out, size_t size, char *err)
+{
+    (void)out;
+    (void)size;
+    return clip_error(err, "this build leaves out the encoded data (CLIP_SELFTEST_NO_TEXT)");
+}
+#endif
 
 /* A little-endian float32, on any host (IEEE floats, as the library assumes). */
 static float le_float(const unsigned char *p)
@@ -345,41 +361,87 @@ static void check_logits(selftest *st, const clip_model *m, const float *image_f
     if (s < SELFTEST_N_STAGES) compare(st, s, logits, 1, SELFTEST_N_TEXTS, TOL_LOGITS);
 }
 
-int clip_selftest(void (*report)(void *ctx, const char *line), void *ctx, char *err)
+/* The state every stage reports through. */
+static void selftest_start(selftest *st, void (*report)(void *ctx, const char *line), void *ctx, char *err)
+{
+    memset(st, 0, sizeof *st);
+    st->report = report;
+    st->ctx = ctx;
+    st->err = err;
+    if (err) err[0] = '\0';
+}
+
+static int host_is_little_endian(void)
+{
+    const uint16_t one = 1;
+    return *(const unsigned char *)&one == 1;
+}
+
+size_t clip_selftest_data_size(void)
+{
+    return (size_t)SELFTEST_DATA_SIZE;
+}
+
+const unsigned char *clip_selftest_weights(const unsigned char *data, size_t *size)
+{
+    *size = (size_t)SELFTEST_BLOB_SIZE;
+    return data + SELFTEST_BLOB_OFF;
+}
+
+int clip_selftest_decode(unsigned char *out, size_t size, char *err)
+{
+    if (!out || size != (size_t)SELFTEST_DATA_SIZE)
+        return clip_error(err, "a buffer of %lu bytes is needed for the built-in data", (unsigned long)SELFTEST_DATA_SIZE);
+    return decode_data(out, size, err);
+}
+
+int clip_selftest_run(const unsigned char *data, size_t size, void (*report)(void *ctx, const char *line), void *ctx,
+                      char *err)
 {
     selftest st;
     char e[CLIP_ERR_SIZE], line[LINE_SIZE];
-    unsigned char *data;
-    float *ref = NULL, *image_f = NULL, *text_f = NULL;
+    float *ref_copy = NULL, *image_f = NULL, *text_f = NULL;
     int32_t *ids = NULL;
     clip_model *m = NULL;
     clip_image crop;
+    uint32_t h = 0x811C9DC5u;
+    size_t k;
     long i;
     int t, off, E;
-    memset(&st, 0, sizeof st);
-    st.report = report;
-    st.ctx = ctx;
-    st.err = err;
-    if (err) err[0] = '\0';
+    selftest_start(&st, report, ctx, err);
 
-    data = (unsigned char *)clip_malloc((size_t)SELFTEST_DATA_SIZE);
-    if (!data) return fatal(&st, "built-in data", "out of memory");
-    if (decode_data(data, (size_t)SELFTEST_DATA_SIZE, e)) {
-        clip_free(data);
+    /* The data may come from anywhere (flash on a board): the same bytes
+       clip_selftest decodes, or nothing runs. Aligned, so that neither the
+       weights nor the references need a copy in RAM. */
+    if (!data || size != (size_t)SELFTEST_DATA_SIZE) {
+        sprintf(e, "%lu bytes, expected %lu", (unsigned long)size, (unsigned long)SELFTEST_DATA_SIZE);
+        return fatal(&st, "built-in data", e);
+    }
+    if ((uintptr_t)data % 4) {
+        sprintf(e, "at 0x%lx, not 4-byte aligned (the weights and references are read in place as float32)",
+                (unsigned long)(uintptr_t)data);
+        return fatal(&st, "built-in data", e);
+    }
+    for (k = 0; k < size; k++) h = (h ^ data[k]) * 0x01000193u;
+    if ((h & 0xFFFFFFFFu) != (uint32_t)SELFTEST_DATA_FNV1A) {
+        sprintf(e, "checksum %08lX, expected %08lX", (unsigned long)(h & 0xFFFFFFFFu), (unsigned long)SELFTEST_DATA_FNV1A);
         return fatal(&st, "built-in data", e);
     }
     sprintf(line, "ok   built-in data: %ld bytes, checksum %08lX", (long)SELFTEST_DATA_SIZE,
             (unsigned long)SELFTEST_DATA_FNV1A);
     say(&st, line);
-    ref = (float *)clip_malloc((size_t)SELFTEST_REF_COUNT * sizeof(float));
-    if (!ref) {
-        clip_free(data);
-        return fatal(&st, "built-in data", "out of memory");
+    /* the references are little-endian float32 at a multiple of 4: read in
+       place where the host agrees, else converted into a copy */
+    if (host_is_little_endian()) {
+        st.ref = (const float *)(const void *)(data + SELFTEST_REF_OFF);
+    } else {
+        ref_copy = (float *)clip_malloc((size_t)SELFTEST_REF_COUNT * sizeof(float));
+        if (!ref_copy) return fatal(&st, "built-in data", "out of memory");
+        for (i = 0; i < SELFTEST_REF_COUNT; i++) ref_copy[i] = le_float(data + SELFTEST_REF_OFF + 4 * i);
+        st.ref = ref_copy;
     }
-    for (i = 0; i < SELFTEST_REF_COUNT; i++) ref[i] = le_float(data + SELFTEST_REF_OFF + 4 * i);
-    st.ref = ref;
 
-    /* the weights are used in place (they start the 4-byte aligned buffer) */
+    /* the weights are used in place (they start the 4-byte aligned data) */
     m = clip_model_load_memory(data + SELFTEST_BLOB_OFF, (size_t)SELFTEST_BLOB_SIZE, e);
     if (!m) {
         fatal(&st, "model", e);
@@ -405,7 +467,7 @@ int clip_selftest(void (*report)(void *ctx, const char *line), void *ctx, char *
     }
     clip_model_set_probe(m, probe, &st);
     crop.width = crop.height = SELFTEST_CROP_SIZE;
-    crop.rgb = data + SELFTEST_CROP_OFF;
+    crop.rgb = (unsigned char *)(uintptr_t)(data + SELFTEST_CROP_OFF); /* only read */
     expect_stages(&st, "vision.");
     if (clip_encode_image(m, &crop, image_f, e)) {
         fatal(&st, "vision encoder", e);
@@ -431,7 +493,24 @@ done:
     clip_free(ids);
     clip_free(text_f);
     clip_free(image_f);
-    clip_free(ref);
-    clip_free(data);
+    clip_free(ref_copy);
     return st.failed ? -1 : 0;
+}
+
+int clip_selftest(void (*report)(void *ctx, const char *line), void *ctx, char *err)
+{
+    selftest st;
+    char e[CLIP_ERR_SIZE];
+    unsigned char *data;
+    int rc;
+    selftest_start(&st, report, ctx, err);
+    data = (unsigned char *)clip_malloc((size_t)SELFTEST_DATA_SIZE); /* malloc's alignment: 4 at least */
+    if (!data) return fatal(&st, "built-in data", "out of memory");
+    if (decode_data(data, (size_t)SELFTEST_DATA_SIZE, e)) {
+        clip_free(data);
+        return fatal(&st, "built-in data", e);
+    }
+    rc = clip_selftest_run(data, (size_t)SELFTEST_DATA_SIZE, report, ctx, err);
+    clip_free(data);
+    return rc;
 }

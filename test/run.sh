@@ -39,6 +39,7 @@ skip() {
     skips="$skips $1"
 }
 run test_ops ./test_ops
+run test_ops_nc8 ./test_ops_nc8
 run test_selftest "$PYTHON" test_selftest.py
 run test_stages "$PYTHON" test_stages.py
 run test_alloc sh alloc.sh

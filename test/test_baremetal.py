@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """clip selftest on bare metal: baremetal/ built for a Cortex-M4 (Arm's
 MPS2 AN386 board) with arm-none-eabi-gcc and newlib, and run on QEMU's
-emulation of the board (`make baremetal-selftest`), the model in its code
-memory, the activations in an arena over its RAM, the console and the exit
-status over semihosting. Checks: it builds without warnings; the arena's
-own random malloc/realloc/free check passes; every stage the native `clip
+emulation of the board (`make baremetal-selftest`), the self-check's data
+decoded on the host into its flash (code memory) and the weights used
+there in place, the activations in an arena over its RAM, the console and
+the exit status over semihosting. Checks: it builds without warnings; the
+arena's own random malloc/realloc/free check passes; the weights lie in
+the flash region (0x00000000-0x003fffff); every stage the native `clip
 selftest` reports is reported as passing, then the final pass line, and
-QEMU exits 0. Then the arena's reported peak is exact: an arena of exactly
+QEMU exits 0; the arena's peak is below the weights' size (they were not
+copied into RAM). Then the arena's reported peak is exact: an arena of exactly
 that many bytes passes, and one 8 bytes smaller (the allocation unit) fails
 cleanly: the library's out-of-memory message, every block freed, exit 1,
 not a fault. Skipped as a whole when the cross compiler, newlib or
@@ -21,6 +24,7 @@ from common import CLIP, OUT, ROOT, check, finish, skip, skipped
 
 NAME = "test_baremetal"
 HINT = "(apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)"
+FLASH = (0x00000000, 0x003FFFFF)  # the board's code memory, standing for flash (baremetal/mps2-an386.ld)
 QEMU = ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-semihosting-config", "enable=on,target=native",
         "-kernel"]
 
@@ -70,6 +74,15 @@ def arena_line(lines):
     return None
 
 
+def weights_line(lines):
+    """(size, first address, last address) of the weights from the board's line, or None."""
+    for l in lines:
+        m = re.match(r"weights: (\d+) bytes at 0x([0-9a-f]+)-0x([0-9a-f]+), in the flash region", l)
+        if m:
+            return int(m.group(1)), int(m.group(2), 16), int(m.group(3), 16)
+    return None
+
+
 # ---- the board runs the self-check ----
 
 elf = os.path.join(OUT, "baremetal-selftest.elf")
@@ -85,6 +98,11 @@ arena = arena_line(lines)
 check(rc == 0, f"QEMU mps2-an386 exits {rc} (0: every stage passed) after {secs:.1f} s")
 check(any(l.startswith("ok   arena: ") for l in lines),
       "the arena's own random malloc/realloc/free check passes (every block keeps its bytes, empty at the end)")
+weights = weights_line(lines)
+check(weights is not None and FLASH[0] <= weights[1] <= weights[2] <= FLASH[1] and
+      weights[2] - weights[1] + 1 == weights[0],
+      "the weights are in flash: " + (f"{weights[0]} bytes at 0x{weights[1]:08x}-0x{weights[2]:08x}, within "
+                                      f"0x{FLASH[0]:08x}-0x{FLASH[1]:08x}" if weights else "no weights line"))
 board = [s for s in stage_names(lines) if s != "arena"]
 fails = [l for l in lines if l.startswith("FAIL")]
 if os.path.exists(CLIP):
@@ -100,6 +118,9 @@ check(len(board) >= 15 and not fails and "selftest passed: every stage agrees wi
 check(arena is not None and 0 < arena[0] and not arena[2],
       f"the arena's peak is reported: {arena[0] if arena else '?'} bytes high-water mark, "
       f"{arena[1] if arena else '?'} live at most, every block freed at the end")
+check(arena is not None and weights is not None and arena[0] < weights[0],
+      f"the arena's peak ({arena[0] if arena else '?'} bytes) is below the weights' size "
+      f"({weights[0] if weights else '?'} bytes): used in place in flash, not copied into RAM")
 
 # ---- the reported peak is exact: an arena that size passes, one allocation unit less fails cleanly ----
 

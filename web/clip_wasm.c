@@ -194,11 +194,46 @@ static long add_prompt(const char *tmpl, size_t tl, const char *label, size_t ll
     return (long)start;
 }
 
+/* label_f from clip_encode_labels: the labels as spans of their text, the
+   templates copied out NUL-terminated (the library's form for them). */
+static int label_features(const char *labels, const char *templates, const size_t *tspans, int n_tmpl)
+{
+    const char **lab = (const char **)clip_malloc((size_t)n_labels * sizeof(char *));
+    size_t *lens = (size_t *)clip_malloc((size_t)n_labels * sizeof(size_t));
+    char **tmpl = (char **)clip_malloc((n_tmpl ? (size_t)n_tmpl : 1) * sizeof(char *));
+    int i, rc = -1;
+    for (i = 0; tmpl && i < n_tmpl; i++) tmpl[i] = NULL;
+    if (!lab || !lens || !tmpl) {
+        fail("out of memory for the labels");
+        goto done;
+    }
+    for (i = 0; i < n_labels; i++) {
+        lab[i] = labels + label_spans[2 * i];
+        lens[i] = label_spans[2 * i + 1];
+    }
+    for (i = 0; i < n_tmpl; i++) {
+        size_t len = tspans[2 * i + 1];
+        if (!(tmpl[i] = (char *)clip_malloc(len + 1))) {
+            fail("out of memory for the templates");
+            goto done;
+        }
+        memcpy(tmpl[i], templates + tspans[2 * i], len);
+        tmpl[i][len] = 0;
+    }
+    rc = clip_encode_labels(model, lab, lens, n_labels, (const char *const *)tmpl, n_tmpl, label_f, err);
+done:
+    for (i = 0; tmpl && i < n_tmpl; i++) clip_free(tmpl[i]);
+    clip_free(tmpl);
+    clip_free(lens);
+    clip_free((void *)lab);
+    return rc;
+}
+
 /* Returns the number of labels (>= 1), or -1. */
 EXPORT("wc_labels") int wc_labels(const char *labels, size_t labels_len, const char *templates, size_t templates_len)
 {
     size_t *tspans = NULL;
-    int T = 0, n_tmpl, i, t, ctx, E, d;
+    int T = 0, n_tmpl, i, t, ctx, E;
     long *offs = NULL;
     free_labels();
     if (!model) return fail("no model is loaded");
@@ -259,27 +294,9 @@ EXPORT("wc_labels") int wc_labels(const char *labels, size_t labels_len, const c
         if (prompt_lens[i] < 0) goto bad;
     }
     if (clip_encode_text(model, prompt_ids, prompt_lens, n_prompts, ctx, prompt_f, err)) goto bad;
-    if (T == 1) { /* a single prompt per label: its numbers exactly */
-        memcpy(label_f, prompt_f, (size_t)n_labels * E * sizeof(float));
-    } else { /* the mean of the normalized template features, normalized */
-        float *norm = (float *)clip_malloc((size_t)E * sizeof(float));
-        if (!norm) {
-            fail("out of memory for the labels");
-            goto bad;
-        }
-        for (i = 0; i < n_labels; i++) {
-            float *o = label_f + (size_t)i * E;
-            for (d = 0; d < E; d++) o[d] = 0.0f;
-            for (t = 0; t < T; t++) {
-                memcpy(norm, prompt_f + ((size_t)i * T + t) * E, (size_t)E * sizeof(float));
-                clip_normalize(norm, E);
-                for (d = 0; d < E; d++) o[d] += norm[d];
-            }
-            for (d = 0; d < E; d++) o[d] /= (float)T;
-            clip_normalize(o, E);
-        }
-        clip_free(norm);
-    }
+    /* each label's feature: the library's own rules (one template: that
+       prompt's numbers; several: the ensemble), as the command line has them */
+    if (label_features(labels, templates, tspans, n_tmpl)) goto bad;
     clip_free(tspans);
     clip_free(offs);
     return n_labels;
