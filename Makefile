@@ -53,7 +53,7 @@ clip: $(SRC) $(HDR)
 # ---- the library: libclip.a and libclip.so ----
 # Only what clip.h declares is exported (-fvisibility=hidden, CLIP_API). The soname
 # carries the major version, which changes only when the API does (clip.h, "Stability").
-VERSION = 1.0.0
+VERSION = 1.1.0
 SOVERSION = 1
 LIB_OBJ = $(SRC:%.c=build/lib/%.o)
 LIB_CFLAGS = $(ALL_CFLAGS) -fPIC -fvisibility=hidden -DCLIP_BUILD_SHARED -DCLIP_NO_MAIN
@@ -154,10 +154,17 @@ web/clip.wasm: web/clip_wasm.c $(SRC) $(HDR)
 bench/clip_bench: bench/clip_bench.c $(SRC) $(HDR)
 	$(CC) $(ALL_CFLAGS) -DCLIP_NO_MAIN -I. -o $@ bench/clip_bench.c $(SRC) $(ALL_LDFLAGS) $(LDLIBS)
 
-# speed against PyTorch (when installed) on random full-size checkpoints, and JPEG
-# decoding + preprocessing against djpeg and Pillow; see bench/bench_model.py, bench/bench_decode.py
-bench: clip bench/clip_bench
+# the matmul on each shape of a ViT-B/32 pass, as a fraction of this machine's float32 peak
+bench/matmul_bench: bench/matmul_bench.c $(SRC) $(HDR)
+	$(CC) $(ALL_CFLAGS) -I. -o $@ bench/matmul_bench.c $(filter-out clip.c,$(SRC)) $(ALL_LDFLAGS) $(LDLIBS)
+
+# speed against PyTorch (when installed) on random full-size checkpoints, the matmul
+# against the machine's peak, the half- and quarter-size files against float32, and JPEG
+# decoding + preprocessing against djpeg and Pillow; see bench/README.md
+bench: clip bench/clip_bench bench/matmul_bench
 	$(PYTHON) bench/bench_model.py
+	./bench/matmul_bench
+	$(PYTHON) bench/bench_precision.py
 	$(PYTHON) bench/bench_decode.py
 
 # fuzzers (clang's libFuzzer + ASan + UBSan); run one with test/fuzz/run.sh TARGET SECONDS
@@ -211,5 +218,5 @@ demo: clip
 clean:
 	rm -f libclip.a libclip.so
 	rm -rf build
-	rm -f clip web/clip.wasm baremetal/clip-selftest.elf baremetal/selftest_data.bin test/test_ops test/test_ops_nc8 test/tok_batch test/stages test/test_threads bench/clip_bench $(FUZZ_TARGETS:%=test/fuzz/fuzz_%) $(FUZZ_TARGETS:%=test/fuzz/replay_%)
+	rm -f clip web/clip.wasm baremetal/clip-selftest.elf baremetal/selftest_data.bin test/test_ops test/test_ops_nc8 test/tok_batch test/stages test/test_threads bench/clip_bench bench/matmul_bench $(FUZZ_TARGETS:%=test/fuzz/fuzz_%) $(FUZZ_TARGETS:%=test/fuzz/replay_%)
 	rm -rf test/out

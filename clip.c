@@ -22,37 +22,42 @@
    Weights. Linear layers are stored as the matmul reads them: transposed to
    (in, out) and cut into panels of 64 output columns, each panel contiguous
    (in, 64), the last one zero-padded; the kernel then streams every weight
-   once, in order. Per-layer tensors are stacked over layers. */
+   once, in order. Per-layer tensors are stacked over layers.
+
+   The linear weights and the token embedding (marked "typed") are float32,
+   or, in a half- or quarter-size file, f16, bf16 or q8 (CLIP_WEIGHTS_*):
+   they are bytes here, expanded to float32 as they are used (see "Reduced
+   precision"). Everything else is always float32. */
 
 typedef struct {
-    float *ln1_w, *ln1_b; /* (layers, dim) layer_norm1 */
-    float *wqkv;          /* (layers, panels of (dim, 3*dim)) q_proj | k_proj | v_proj */
-    float *bqkv;          /* (layers, 3*dim) */
-    float *wo;            /* (layers, panels of (dim, dim)) out_proj */
-    float *bo;            /* (layers, dim) */
-    float *ln2_w, *ln2_b; /* (layers, dim) layer_norm2 */
-    float *w1;            /* (layers, panels of (dim, mlp)) mlp.fc1 */
-    float *b1;            /* (layers, mlp) */
-    float *w2;            /* (layers, panels of (mlp, dim)) mlp.fc2 */
-    float *b2;            /* (layers, dim) */
+    float *ln1_w, *ln1_b;        /* (layers, dim) layer_norm1 */
+    const unsigned char *wqkv;   /* typed (layers, panels of (dim, 3*dim)) q_proj | k_proj | v_proj */
+    float *bqkv;                 /* (layers, 3*dim) */
+    const unsigned char *wo;     /* typed (layers, panels of (dim, dim)) out_proj */
+    float *bo;                   /* (layers, dim) */
+    float *ln2_w, *ln2_b;        /* (layers, dim) layer_norm2 */
+    const unsigned char *w1;     /* typed (layers, panels of (dim, mlp)) mlp.fc1 */
+    float *b1;                   /* (layers, mlp) */
+    const unsigned char *w2;     /* typed (layers, panels of (mlp, dim)) mlp.fc2 */
+    float *b2;                   /* (layers, dim) */
 } encoder_weights;
 
 typedef struct {
-    float *patch_w;              /* panels of (channels*patch*patch, dim): patch_embedding conv as a matmul */
+    const unsigned char *patch_w;/* typed panels of (channels*patch*patch, dim): patch_embedding conv as a matmul */
     float *class_emb;            /* (dim) class_embedding */
     float *pos_emb;              /* (tokens, dim) position_embedding, tokens = grid^2 + 1 */
     float *pre_ln_w, *pre_ln_b;  /* (dim) pre_layrnorm */
     encoder_weights enc;         /* the transformer blocks */
     float *post_ln_w, *post_ln_b;/* (dim) post_layernorm */
-    float *proj;                 /* panels of (dim, projection_dim): visual_projection */
+    const unsigned char *proj;   /* typed panels of (dim, projection_dim): visual_projection */
 } vision_weights;
 
 typedef struct {
-    float *tok_emb;              /* (vocab, dim) token_embedding */
+    const unsigned char *tok_emb;/* typed rows (vocab, dim) token_embedding */
     float *pos_emb;              /* (context, dim) position_embedding */
     encoder_weights enc;         /* the transformer blocks (causal) */
     float *final_ln_w, *final_ln_b; /* (dim) final_layer_norm */
-    float *proj;                 /* panels of (dim, projection_dim): text_projection */
+    const unsigned char *proj;   /* typed panels of (dim, projection_dim): text_projection */
 } text_weights;
 
 /* Activation buffers, grown on demand and reused between calls. */
@@ -69,7 +74,7 @@ struct clip_model {
     const unsigned char *file;   /* the whole blob: source.data, or the caller's buffer */
     size_t file_size;
     clip_file source;            /* the weights file, mapped or read (empty when borrowed) */
-    float *weights_copy;         /* byte-swapped / aligned copy of the weights, or NULL */
+    unsigned char *weights_copy; /* byte-swapped / aligned copy of the weights, or NULL */
     clip_context *ctx;           /* the working memory of the one-model API (clip_encode_image, ...) */
 };
 
@@ -78,14 +83,19 @@ struct clip_model {
 struct clip_context {
     const clip_model *model;     /* read only */
     workspace ws;                /* activations, reused between calls */
+    float *panels;               /* (slots, panel_floats): expanded weight panels of a typed file, one per thread */
+    int panel_slots;             /* how many */
+    size_t panel_floats;         /* floats in each */
     clip_probe probe;            /* sees every stage (clip_context_set_probe), or NULL */
     void *probe_ctx;
 };
 
 /* ------------------------------------------------------------------------
    The weights file ("blob"); README.md documents it. A 256-byte header of
-   64 little-endian 32-bit words, the float32 tensors in the order of
-   weight_layout(), then the BPE merges as text. */
+   64 little-endian 32-bit words, the tensors in the order of
+   weight_layout(), then the BPE merges as text. Version 3 says how the
+   typed tensors are stored (word 37) and starts every tensor 64-byte
+   aligned; version 2 is all float32, tensors back to back. */
 
 #define HEADER_WORDS 64
 #define HEADER_SIZE (HEADER_WORDS * 4)
@@ -149,6 +159,7 @@ static uint64_t hdr_u64(const unsigned char *h, int i)
 /* The section table of a blob. */
 typedef struct {
     uint64_t weights_off, weights_size, merges_off, merges_size, file_size;
+    int version;
 } blob_sections;
 
 static int parse_header(const unsigned char *h, size_t size, const char *path, clip_config *c, blob_sections *s,
@@ -161,11 +172,15 @@ static int parse_header(const unsigned char *h, size_t size, const char *path, c
         return -1;
     }
     version = (int)rd32(h + 4);
-    if (version != CLIP_FORMAT_VERSION) {
-        clip_error(err, "clip: %s: version %d, this build reads version %d; re-run export_weights.py", path, version,
-                CLIP_FORMAT_VERSION);
+    if (version != 2 && version != CLIP_FORMAT_VERSION) {
+        clip_error(err, "clip: %s: version %d, this build reads versions 2 and %d; re-run export_weights.py", path,
+                version, CLIP_FORMAT_VERSION);
         return -1;
     }
+    s->version = version;
+    c->weight_type = CLIP_WEIGHTS_F32;
+    if (version >= 3 && hdr_int(h, 37, CLIP_WEIGHTS_F32, CLIP_WEIGHTS_Q8, "weight_type", &c->weight_type, path, err))
+        return -1;
     if (hdr_int(h, 2, HEADER_SIZE, HEADER_SIZE, "header_size", &header_size, path, err)) return -1;
     /* dimension limits: far beyond any CLIP, small enough that no product below overflows 64 bits */
     if (hdr_int(h, 3, 1, 16384, "image_size", &c->image_size, path, err) ||
@@ -215,7 +230,7 @@ static int parse_header(const unsigned char *h, size_t size, const char *path, c
                 c->vocab_size, c->n_merges);
         return -1;
     }
-    for (i = 37; i < HEADER_WORDS; i++) {
+    for (i = version >= 3 ? 38 : 37; i < HEADER_WORDS; i++) {
         if (i == 40 || i == 41 || i == 42 || i == 43 || i == 44 || i == 45 || i == 46 || i == 47 || i == 48 ||
             i == 49 || i == 50)
             continue;
@@ -235,7 +250,7 @@ static int parse_header(const unsigned char *h, size_t size, const char *path, c
                      "re-run export_weights.py", path, (unsigned long long)s->file_size, (unsigned long long)size);
         return -1;
     }
-    if (s->weights_off < HEADER_SIZE || s->weights_off % SECTION_ALIGN || s->weights_size % 4 ||
+    if (s->weights_off < HEADER_SIZE || s->weights_off % SECTION_ALIGN ||
         s->weights_size > s->file_size - s->weights_off || s->merges_off < s->weights_off + s->weights_size ||
         s->merges_off > s->file_size || s->merges_size != s->file_size - s->merges_off) {
         clip_error(err, "clip: %s: the section table (weights at %llu+%llu, merges at %llu+%llu) does not fit the file",
@@ -248,39 +263,88 @@ static int parse_header(const unsigned char *h, size_t size, const char *path, c
 
 /* The one table of tensors, in file order; export_weights.py (write_tensors)
    writes the same order. */
+enum { SLOT_F32, SLOT_LINEAR, SLOT_ROWS }; /* float32; typed panels; typed embedding rows */
 typedef struct {
     const char *name;
-    float **dst;
-    size_t count; /* floats */
+    void *dst;    /* where the tensor's address goes: a float ** (SLOT_F32), else a const unsigned char ** */
+    int kind;     /* SLOT_* */
+    size_t bytes; /* in the file, before the version 3 alignment */
 } tensor_slot;
 
 #define MAX_SLOTS 40
-#define PANEL 64 /* linear weights come in panels of 64 output columns */
+#define PANEL 64   /* linear weights come in panels of 64 output columns */
+#define Q8_BLOCK 32 /* q8: weights per scale, along a row of nn.Linear's weight (a panel's column) */
 
-/* Floats of a linear weight (in_dim -> out_dim) stored in panels, the last
-   one padded. Saturates at SIZE_MAX, which the loader's size check refuses. */
+/* Floats of a float32 linear weight (in_dim -> out_dim) stored in panels,
+   the last one padded. Saturates at SIZE_MAX, which the loader's size check
+   refuses (so do the byte counts below). */
 static size_t packed_size(size_t in_dim, size_t out_dim)
 {
     size_t cols = (out_dim + PANEL - 1) / PANEL * PANEL;
     return cols && in_dim > SIZE_MAX / cols ? SIZE_MAX : in_dim * cols;
 }
 
-static int encoder_layout(tensor_slot *t, int n, encoder_weights *w, size_t layers, size_t dim, size_t mlp, int *ok)
+/* Bytes of one panel (in_dim, PANEL) of a linear weight of the given type.
+   q8 keeps, for each block of Q8_BLOCK rows of the panel, the 64 columns'
+   half-precision scales and then the (Q8_BLOCK, 64) int8 values, the last
+   block zero-padded. */
+static size_t panel_bytes(size_t in_dim, int type)
 {
-#define SLOT(field, cnt) (t[n].name = #field, t[n].dst = &w->field, t[n].count = (cnt), n++)
-    SLOT(ln1_w, mul_sz(layers, dim, ok));
-    SLOT(ln1_b, mul_sz(layers, dim, ok));
-    SLOT(wqkv, mul_sz(layers, packed_size(dim, mul_sz(dim, 3, ok)), ok));
-    SLOT(bqkv, mul_sz(layers, mul_sz(dim, 3, ok), ok));
-    SLOT(wo, mul_sz(layers, packed_size(dim, dim), ok));
-    SLOT(bo, mul_sz(layers, dim, ok));
-    SLOT(ln2_w, mul_sz(layers, dim, ok));
-    SLOT(ln2_b, mul_sz(layers, dim, ok));
-    SLOT(w1, mul_sz(layers, packed_size(dim, mlp), ok));
-    SLOT(b1, mul_sz(layers, mlp, ok));
-    SLOT(w2, mul_sz(layers, packed_size(mlp, dim), ok));
-    SLOT(b2, mul_sz(layers, dim, ok));
-#undef SLOT
+    if (in_dim > SIZE_MAX / (PANEL * 4)) return SIZE_MAX;
+    switch (type) {
+    case CLIP_WEIGHTS_F16:
+    case CLIP_WEIGHTS_BF16: return in_dim * PANEL * 2;
+    case CLIP_WEIGHTS_Q8: return (in_dim + Q8_BLOCK - 1) / Q8_BLOCK * (PANEL * 2 + Q8_BLOCK * PANEL);
+    default: return in_dim * PANEL * 4;
+    }
+}
+
+/* Bytes of one linear weight (in_dim -> out_dim) of the given type. */
+static size_t linear_bytes(size_t in_dim, size_t out_dim, int type)
+{
+    if (type == CLIP_WEIGHTS_F32) {
+        size_t floats = packed_size(in_dim, out_dim);
+        return floats > SIZE_MAX / 4 ? SIZE_MAX : floats * 4;
+    } else {
+        size_t panels = (out_dim + PANEL - 1) / PANEL, pb = panel_bytes(in_dim, type);
+        return pb == SIZE_MAX || (panels && pb > SIZE_MAX / panels) ? SIZE_MAX : panels * pb;
+    }
+}
+
+/* Bytes of one row of cols values of an embedding table: q8 stores each
+   block of Q8_BLOCK values as its half-precision scale, then the int8s. */
+static size_t row_bytes(size_t cols, int type)
+{
+    if (cols > SIZE_MAX / 8) return SIZE_MAX;
+    switch (type) {
+    case CLIP_WEIGHTS_F16:
+    case CLIP_WEIGHTS_BF16: return cols * 2;
+    case CLIP_WEIGHTS_Q8: return (cols + Q8_BLOCK - 1) / Q8_BLOCK * (2 + Q8_BLOCK);
+    default: return cols * 4;
+    }
+}
+
+static int encoder_layout(tensor_slot *t, int n, encoder_weights *w, size_t layers, size_t dim, size_t mlp, int type,
+                          int *ok)
+{
+#define F32(field, cnt) (t[n].name = #field, t[n].dst = &w->field, t[n].kind = SLOT_F32, \
+                         t[n].bytes = mul_sz(cnt, 4, ok), n++)
+#define LIN(field, in, out) (t[n].name = #field, t[n].dst = &w->field, t[n].kind = SLOT_LINEAR, \
+                             t[n].bytes = mul_sz(layers, linear_bytes(in, out, type), ok), n++)
+    F32(ln1_w, mul_sz(layers, dim, ok));
+    F32(ln1_b, mul_sz(layers, dim, ok));
+    LIN(wqkv, dim, mul_sz(dim, 3, ok));
+    F32(bqkv, mul_sz(layers, mul_sz(dim, 3, ok), ok));
+    LIN(wo, dim, dim);
+    F32(bo, mul_sz(layers, dim, ok));
+    F32(ln2_w, mul_sz(layers, dim, ok));
+    F32(ln2_b, mul_sz(layers, dim, ok));
+    LIN(w1, dim, mlp);
+    F32(b1, mul_sz(layers, mlp, ok));
+    LIN(w2, mlp, dim);
+    F32(b2, mul_sz(layers, dim, ok));
+#undef F32
+#undef LIN
     return n;
 }
 
@@ -293,24 +357,30 @@ static int weight_layout(clip_model *m, tensor_slot *t, int *ok)
     size_t grid = (size_t)(c->image_size / c->patch_size);
     size_t tokens = grid * grid + 1;
     size_t patch = mul_sz((size_t)c->channels, mul_sz((size_t)c->patch_size, (size_t)c->patch_size, ok), ok);
-    int n = 0;
-#define SLOT(nm, ptr, cnt) (t[n].name = nm, t[n].dst = &(ptr), t[n].count = (cnt), n++)
-    SLOT("vision.patch_w", v->patch_w, packed_size(patch, D));
-    SLOT("vision.class_emb", v->class_emb, D);
-    SLOT("vision.pos_emb", v->pos_emb, mul_sz(tokens, D, ok));
-    SLOT("vision.pre_ln_w", v->pre_ln_w, D);
-    SLOT("vision.pre_ln_b", v->pre_ln_b, D);
-    n = encoder_layout(t, n, &v->enc, (size_t)c->vision_layers, D, (size_t)c->vision_mlp, ok);
-    SLOT("vision.post_ln_w", v->post_ln_w, D);
-    SLOT("vision.post_ln_b", v->post_ln_b, D);
-    SLOT("vision.proj", v->proj, packed_size(D, E));
-    SLOT("text.tok_emb", x->tok_emb, mul_sz((size_t)c->vocab_size, Dt, ok));
-    SLOT("text.pos_emb", x->pos_emb, mul_sz((size_t)c->context_length, Dt, ok));
-    n = encoder_layout(t, n, &x->enc, (size_t)c->text_layers, Dt, (size_t)c->text_mlp, ok);
-    SLOT("text.final_ln_w", x->final_ln_w, Dt);
-    SLOT("text.final_ln_b", x->final_ln_b, Dt);
-    SLOT("text.proj", x->proj, packed_size(Dt, E));
-#undef SLOT
+    int n = 0, i, type = c->weight_type;
+#define F32(nm, ptr, cnt) (t[n].name = nm, t[n].dst = &(ptr), t[n].kind = SLOT_F32, t[n].bytes = mul_sz(cnt, 4, ok), n++)
+#define LIN(nm, ptr, in, out) (t[n].name = nm, t[n].dst = &(ptr), t[n].kind = SLOT_LINEAR, \
+                               t[n].bytes = linear_bytes(in, out, type), n++)
+    LIN("vision.patch_w", v->patch_w, patch, D);
+    F32("vision.class_emb", v->class_emb, D);
+    F32("vision.pos_emb", v->pos_emb, mul_sz(tokens, D, ok));
+    F32("vision.pre_ln_w", v->pre_ln_w, D);
+    F32("vision.pre_ln_b", v->pre_ln_b, D);
+    n = encoder_layout(t, n, &v->enc, (size_t)c->vision_layers, D, (size_t)c->vision_mlp, type, ok);
+    F32("vision.post_ln_w", v->post_ln_w, D);
+    F32("vision.post_ln_b", v->post_ln_b, D);
+    LIN("vision.proj", v->proj, D, E);
+    t[n].name = "text.tok_emb", t[n].dst = &x->tok_emb, t[n].kind = SLOT_ROWS;
+    t[n].bytes = mul_sz((size_t)c->vocab_size, row_bytes(Dt, type), ok), n++;
+    F32("text.pos_emb", x->pos_emb, mul_sz((size_t)c->context_length, Dt, ok));
+    n = encoder_layout(t, n, &x->enc, (size_t)c->text_layers, Dt, (size_t)c->text_mlp, type, ok);
+    F32("text.final_ln_w", x->final_ln_w, Dt);
+    F32("text.final_ln_b", x->final_ln_b, Dt);
+    LIN("text.proj", x->proj, Dt, E);
+#undef F32
+#undef LIN
+    for (i = 0; i < n; i++)
+        if (t[i].bytes == SIZE_MAX) *ok = 0;
     return n;
 }
 
@@ -320,6 +390,22 @@ static int host_is_little_endian(void)
     return *(const unsigned char *)&one == 1;
 }
 
+/* A copy of a typed tensor for a big-endian host: the 16-bit values
+   (f16, bf16, q8's scales) in host order; q8's int8s need nothing. */
+static void copy_typed(unsigned char *dst, const unsigned char *src, size_t bytes, int type, int kind)
+{
+    size_t i, block = type != CLIP_WEIGHTS_Q8 ? 2 : kind == SLOT_ROWS ? 2 + Q8_BLOCK : PANEL * 2 + Q8_BLOCK * PANEL;
+    size_t halves = type != CLIP_WEIGHTS_Q8 ? 1 : kind == SLOT_ROWS ? 1 : PANEL;
+    memcpy(dst, src, bytes);
+    for (i = 0; i + block <= bytes; i += block) {
+        size_t k;
+        for (k = 0; k < halves; k++) {
+            uint16_t h = (uint16_t)(src[i + 2 * k] | src[i + 2 * k + 1] << 8);
+            memcpy(dst + i + 2 * k, &h, 2);
+        }
+    }
+}
+
 /* Decode the header, check the sections, point the weights into the blob
    and build the tokenizer. m->file and m->file_size are set. */
 static int model_init(clip_model *m, const char *path, char *err)
@@ -327,40 +413,58 @@ static int model_init(clip_model *m, const char *path, char *err)
     tensor_slot slots[MAX_SLOTS];
     blob_sections s;
     const unsigned char *w;
-    size_t total = 0, off = 0, nw;
-    int i, n, ok = 1;
+    unsigned char *base;
+    size_t total = 0, off = 0, align;
+    int i, n, ok = 1, copy;
     if (parse_header(m->file, m->file_size, path, &m->cfg, &s, err)) return -1;
+    /* version 3 starts every tensor at a multiple of 64 bytes */
+    align = s.version >= 3 ? SECTION_ALIGN : 1;
     n = weight_layout(m, slots, &ok);
     for (i = 0; i < n && ok; i++) {
-        if (slots[i].count > SIZE_MAX - total) ok = 0;
-        total += slots[i].count;
+        size_t padded = slots[i].bytes + (align - slots[i].bytes % align) % align;
+        if (padded < slots[i].bytes || padded > SIZE_MAX - total) ok = 0;
+        total += padded;
     }
-    if (!ok || total > SIZE_MAX / 4 || (uint64_t)total * 4 != s.weights_size) {
-        clip_error(err, "clip: %s: the weights section has %llu bytes, the header's dimensions need %llu; the file is "
-                     "damaged, re-run export_weights.py", path, (unsigned long long)s.weights_size,
-                (unsigned long long)((uint64_t)total * 4));
+    if (!ok || (uint64_t)total != s.weights_size) {
+        if (ok)
+            clip_error(err, "clip: %s: the weights section has %llu bytes, the header's dimensions need %llu; the file "
+                         "is damaged, re-run export_weights.py", path, (unsigned long long)s.weights_size,
+                    (unsigned long long)total);
+        else
+            clip_error(err, "clip: %s: the header's dimensions need more weights than this platform can address; the "
+                         "weights section has %llu bytes", path, (unsigned long long)s.weights_size);
         return -1;
     }
     w = m->file + (size_t)s.weights_off;
-    nw = total;
-    if (host_is_little_endian() && ((uintptr_t)w % sizeof(float)) == 0) {
-        for (i = 0; i < n; i++) {
-            *slots[i].dst = (float *)(uintptr_t)w + off; /* weights are never written through */
-            off += slots[i].count;
-        }
-    } else {
+    /* used in place where the host reads the file's numbers as they are */
+    copy = !host_is_little_endian() || ((uintptr_t)w % sizeof(float)) != 0;
+    base = (unsigned char *)(uintptr_t)w; /* weights are never written through */
+    if (copy) {
         /* big-endian host or a misaligned borrowed buffer: decode a copy */
-        size_t k;
-        m->weights_copy = (float *)clip_malloc(nw * sizeof(float));
+        m->weights_copy = (unsigned char *)clip_malloc(total ? total : 1);
         if (!m->weights_copy) {
-            clip_error(err, "clip: %s: out of memory for %llu bytes of weights", path, (unsigned long long)(nw * 4));
+            clip_error(err, "clip: %s: out of memory for %llu bytes of weights", path, (unsigned long long)total);
             return -1;
         }
-        for (k = 0; k < nw; k++) m->weights_copy[k] = bits_to_float(rd32(w + 4 * k));
-        for (i = 0; i < n; i++) {
-            *slots[i].dst = m->weights_copy + off;
-            off += slots[i].count;
+        base = m->weights_copy;
+    }
+    for (i = 0; i < n; i++) {
+        if (copy) {
+            if (slots[i].kind == SLOT_F32 || m->cfg.weight_type == CLIP_WEIGHTS_F32) {
+                size_t k;
+                for (k = 0; k + 4 <= slots[i].bytes; k += 4) {
+                    float f = bits_to_float(rd32(w + off + k));
+                    memcpy(base + off + k, &f, 4);
+                }
+            } else {
+                copy_typed(base + off, w + off, slots[i].bytes, m->cfg.weight_type, slots[i].kind);
+            }
         }
+        if (slots[i].kind == SLOT_F32)
+            *(float **)slots[i].dst = (float *)(void *)(base + off);
+        else
+            *(const unsigned char **)slots[i].dst = base + off;
+        off += slots[i].bytes + (align - slots[i].bytes % align) % align;
     }
     m->tok = clip_tokenizer_create((const char *)m->file + (size_t)s.merges_off, (size_t)s.merges_size,
                                    m->cfg.n_merges, err);
@@ -478,6 +582,7 @@ void clip_context_free(clip_context *c)
 {
     if (!c) return;
     clip_free(c->ws.mem);
+    clip_free(c->panels);
     clip_free(c);
 }
 
@@ -671,6 +776,29 @@ static int tile_rows(int n)
     return best;
 }
 
+/* The tiles of rows r0 .. r0+mr-1 (rows past n repeat the last and are
+   dropped) and the MM_NC columns from c0; panel points at that slice of
+   the (in_dim, PANEL) panel holding column c0. */
+static void matmul_block(float *out, const float *in, const float *panel, const float *bias, int n, int in_dim,
+                         int out_dim, int mode, int mr, int r0, int c0)
+{
+    int cols = out_dim - c0 < MM_NC ? out_dim - c0 : MM_NC, r, c;
+    const float *rows_in[MM_MR];
+    float *rows_out[MM_MR], b[MM_NC];
+    for (r = 0; r < mr; r++) {
+        int rr = r0 + r < n ? r0 + r : n - 1;
+        rows_in[r] = in + (size_t)rr * in_dim;
+        rows_out[r] = r0 + r < n ? out + (size_t)(r0 + r) * out_dim + c0 : NULL;
+    }
+    for (c = 0; c < MM_NC; c++) b[c] = bias && c < cols ? bias[c0 + c] : 0.0f;
+    if (mr == 6)
+        matmul_tile(rows_out, rows_in, panel, b, in_dim, cols, mode, 6);
+    else if (mr == 5)
+        matmul_tile(rows_out, rows_in, panel, b, in_dim, cols, mode, 5);
+    else
+        matmul_tile(rows_out, rows_in, panel, b, in_dim, cols, mode, 4);
+}
+
 /* matmul_reference's sums, in the same k order, computed in register tiles
    of mr rows x one MM_NC-column slice of a panel, with the epilogue applied
    on the way out. */
@@ -687,24 +815,164 @@ static void matmul_forward(float *out, const float *in, const float *w, const fl
        the threads for */
     OMP("omp parallel for schedule(static) if ((size_t)n * in_dim * out_dim > 65536)")
     for (blk = 0; blk < row_blocks * slices; blk++) {
-        int r0 = (blk % row_blocks) * mr, c0 = (blk / row_blocks) * MM_NC, r, c;
-        int cols = out_dim - c0 < MM_NC ? out_dim - c0 : MM_NC;
-        const float *rows_in[MM_MR];
-        float *rows_out[MM_MR], b[MM_NC];
-        const float *panel = w + (size_t)(c0 / PANEL) * in_dim * PANEL + c0 % PANEL;
-        for (r = 0; r < mr; r++) {
-            int rr = r0 + r < n ? r0 + r : n - 1;
-            rows_in[r] = in + (size_t)rr * in_dim;
-            rows_out[r] = r0 + r < n ? out + (size_t)(r0 + r) * out_dim + c0 : NULL;
-        }
-        for (c = 0; c < MM_NC; c++) b[c] = bias && c < cols ? bias[c0 + c] : 0.0f;
-        if (mr == 6)
-            matmul_tile(rows_out, rows_in, panel, b, in_dim, cols, mode, 6);
-        else if (mr == 5)
-            matmul_tile(rows_out, rows_in, panel, b, in_dim, cols, mode, 5);
-        else
-            matmul_tile(rows_out, rows_in, panel, b, in_dim, cols, mode, 4);
+        int r0 = (blk % row_blocks) * mr, c0 = (blk / row_blocks) * MM_NC;
+        matmul_block(out, in, w + (size_t)(c0 / PANEL) * in_dim * PANEL + c0 % PANEL, bias, n, in_dim, out_dim, mode,
+                     mr, r0, c0);
     }
+}
+
+/* ------------------------------------------------------------------------
+   Reduced precision. A half- or quarter-size file keeps its linear weights
+   and token embedding as f16, bf16 or q8; the arithmetic stays float32. A
+   matmul expands each weight panel to float32 once, into a buffer of the
+   thread's own, and runs all its row tiles on that: the expansion costs
+   one conversion per weight against 2n flops (n rows), and the panel is
+   then read from cache. The sums are the float32 matmul's on the expanded
+   weights, exactly. */
+
+static uint32_t float_to_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+/* IEEE binary16 to float32, exactly. The half's exponent and mantissa,
+   moved to float32's places, need the exponent rebiased by 112 (normal
+   numbers), 224 (infinities and NaNs: 31 becomes 255), or, for subnormals
+   m * 2^-24, the value 2^-14 * (1 + m/1024) - 2^-14, which is exact. All
+   three are computed and one is picked with masks: a loop of it has no
+   branches, and vectorizes. */
+static float half_to_float(uint16_t h)
+{
+    uint32_t mag = ((uint32_t)h & 0x7fff) << 13, e = mag & 0x0f800000u;
+    uint32_t normal = mag + (112u << 23), special = mag + (224u << 23);
+    uint32_t tiny = float_to_bits(bits_to_float(mag + (113u << 23)) - 6.103515625e-05f); /* 2^-14 */
+    uint32_t is_tiny = 0u - (uint32_t)(e == 0), is_special = 0u - (uint32_t)(e == 0x0f800000u);
+    uint32_t out = (tiny & is_tiny) | (special & is_special) | (normal & ~(is_tiny | is_special));
+    return bits_to_float(out | ((uint32_t)h & 0x8000) << 16);
+}
+
+static float bf16_to_float(uint16_t h)
+{
+    return bits_to_float((uint32_t)h << 16);
+}
+
+/* One (in_dim, PANEL) panel of a typed linear weight, as float32. */
+static void expand_panel(float *dst, const unsigned char *src, int type, int in_dim)
+{
+    size_t i, count = (size_t)in_dim * PANEL;
+    const uint16_t *h = (const uint16_t *)(const void *)src;
+    if (type == CLIP_WEIGHTS_F16) {
+        for (i = 0; i < count; i++) dst[i] = half_to_float(h[i]);
+    } else if (type == CLIP_WEIGHTS_BF16) {
+        for (i = 0; i < count; i++) dst[i] = bf16_to_float(h[i]);
+    } else { /* q8: blocks of Q8_BLOCK rows, each its 64 scales and then its int8s */
+        int k0, k, c;
+        for (k0 = 0; k0 < in_dim; k0 += Q8_BLOCK) {
+            const uint16_t *sc = (const uint16_t *)(const void *)src;
+            const signed char *q = (const signed char *)(src + PANEL * 2);
+            float scale[PANEL];
+            int rows = in_dim - k0 < Q8_BLOCK ? in_dim - k0 : Q8_BLOCK;
+            for (c = 0; c < PANEL; c++) scale[c] = half_to_float(sc[c]);
+            for (k = 0; k < rows; k++)
+                for (c = 0; c < PANEL; c++) dst[(size_t)(k0 + k) * PANEL + c] = (float)q[k * PANEL + c] * scale[c];
+            src += PANEL * 2 + Q8_BLOCK * PANEL;
+        }
+    }
+}
+
+/* Row `row` of a typed embedding table of cols values, as float32. */
+static void expand_row(float *dst, const unsigned char *table, int type, size_t row, int cols)
+{
+    const unsigned char *src = table + row * row_bytes((size_t)cols, type);
+    const uint16_t *h = (const uint16_t *)(const void *)src;
+    int i, j;
+    switch (type) {
+    case CLIP_WEIGHTS_F32:
+        for (i = 0; i < cols; i++) dst[i] = ((const float *)(const void *)src)[i];
+        break;
+    case CLIP_WEIGHTS_F16:
+        for (i = 0; i < cols; i++) dst[i] = half_to_float(h[i]);
+        break;
+    case CLIP_WEIGHTS_BF16:
+        for (i = 0; i < cols; i++) dst[i] = bf16_to_float(h[i]);
+        break;
+    default: /* q8: per block, its scale and then its int8s */
+        for (i = 0; i < cols; i += Q8_BLOCK, src += 2 + Q8_BLOCK) {
+            uint16_t bits;
+            float scale;
+            memcpy(&bits, src, 2);
+            scale = half_to_float(bits);
+            for (j = 0; j < Q8_BLOCK && i + j < cols; j++) dst[i + j] = (float)((const signed char *)src)[2 + j] * scale;
+        }
+    }
+}
+
+/* How many threads a parallel region gets (1 without OpenMP). */
+static int team_size(void)
+{
+    int n = 0;
+    OMP("omp parallel")
+    {
+        OMP("omp atomic")
+        n++;
+    }
+    return n;
+}
+
+/* A panel buffer per thread for matmuls of up to max_in input columns;
+   nothing for a float32 file. */
+static int reserve_panels(clip_context *ctx, int max_in, char *err)
+{
+    int slots;
+    size_t floats = (size_t)max_in * PANEL;
+    if (ctx->model->cfg.weight_type == CLIP_WEIGHTS_F32) return 0;
+    slots = team_size();
+    if (slots > ctx->panel_slots || floats > ctx->panel_floats) {
+        int ns = slots > ctx->panel_slots ? slots : ctx->panel_slots;
+        size_t nf = floats > ctx->panel_floats ? floats : ctx->panel_floats;
+        float *p = nf <= SIZE_MAX / sizeof(float) / (size_t)ns ? (float *)clip_malloc((size_t)ns * nf * sizeof(float)) : NULL;
+        if (!p)
+            return clip_error(err, "clip: out of memory for %d weight-panel buffers of %llu bytes", ns,
+                              (unsigned long long)(nf * sizeof(float)));
+        clip_free(ctx->panels);
+        ctx->panels = p;
+        ctx->panel_slots = ns;
+        ctx->panel_floats = nf;
+    }
+    return 0;
+}
+
+/* matmul_forward on a typed weight: the buffers' slots split the panels
+   between them, each expanded once and used by every row tile. */
+static void matmul_expanded(const clip_context *ctx, float *out, const float *in, const unsigned char *w, int type,
+                            const float *bias, int n, int in_dim, int out_dim, int mode)
+{
+    int panels = (out_dim + PANEL - 1) / PANEL, slots = ctx->panel_slots, mr = tile_rows(n), s;
+    size_t pb = panel_bytes((size_t)in_dim, type);
+    OMP("omp parallel for schedule(static, 1) if ((size_t)n * in_dim * out_dim > 65536)")
+    for (s = 0; s < slots; s++) {
+        float *buf = ctx->panels + (size_t)s * ctx->panel_floats;
+        int p, r0, c0;
+        for (p = s * panels / slots; p < (s + 1) * panels / slots; p++) {
+            expand_panel(buf, w + (size_t)p * pb, type, in_dim);
+            for (c0 = p * PANEL; c0 < out_dim && c0 < (p + 1) * PANEL; c0 += MM_NC)
+                for (r0 = 0; r0 < n; r0 += mr)
+                    matmul_block(out, in, buf + c0 % PANEL, bias, n, in_dim, out_dim, mode, mr, r0, c0);
+        }
+    }
+}
+
+/* nn.Linear on a weight of the file's type (panels as "Weights" says). */
+static void linear_forward(const clip_context *ctx, float *out, const float *in, const unsigned char *w,
+                           const float *bias, int n, int in_dim, int out_dim, int mode)
+{
+    int type = ctx->model->cfg.weight_type;
+    if (type == CLIP_WEIGHTS_F32)
+        matmul_forward(out, in, (const float *)(const void *)w, bias, n, in_dim, out_dim, mode);
+    else
+        matmul_expanded(ctx, out, in, w, type, bias, n, in_dim, out_dim, mode);
 }
 
 /* CLIPVisionEmbeddings: embeddings + self.position_embedding(self.position_ids), over n rows of dim */
@@ -783,23 +1051,24 @@ static void encoder_forward(const clip_context *ctx, const char *stage, float *x
     float *attn = qkv + (size_t)n * dim * 3;
     float *h = attn + (size_t)n * dim;
     float *att = h + (size_t)n * mlp;
-    int mlp_act = act == CLIP_ACT_QUICK_GELU ? MM_QUICK_GELU : MM_GELU, l;
+    int mlp_act = act == CLIP_ACT_QUICK_GELU ? MM_QUICK_GELU : MM_GELU, type = ctx->model->cfg.weight_type, l;
     for (l = 0; l < layers; l++) {
         size_t D = (size_t)dim, M = (size_t)mlp;
         /* residual = hidden_states; hidden_states = self.layer_norm1(hidden_states) */
         layernorm_forward(xb, x, w->ln1_w + l * D, w->ln1_b + l * D, n, dim, eps);
         /* self.q_proj, self.k_proj, self.v_proj (hidden_states): one matmul, q | k | v */
-        matmul_forward(qkv, xb, w->wqkv + l * packed_size(D, 3 * D), w->bqkv + l * D * 3, n, dim, 3 * dim, MM_STORE);
+        linear_forward(ctx, qkv, xb, w->wqkv + l * linear_bytes(D, 3 * D, type), w->bqkv + l * D * 3, n, dim, 3 * dim,
+                       MM_STORE);
         /* softmax(q @ k^T * scale [+ causal_attention_mask]) @ v, per head */
         attention_forward(attn, qkv, att, n, dim, heads, causal, first, last, seq);
         /* hidden_states = residual + self.out_proj(attn_output) */
-        matmul_forward(x, attn, w->wo + l * packed_size(D, D), w->bo + l * D, n, dim, dim, MM_RESIDUAL_ADD);
+        linear_forward(ctx, x, attn, w->wo + l * linear_bytes(D, D, type), w->bo + l * D, n, dim, dim, MM_RESIDUAL_ADD);
         /* residual = hidden_states; hidden_states = self.layer_norm2(hidden_states) */
         layernorm_forward(xb, x, w->ln2_w + l * D, w->ln2_b + l * D, n, dim, eps);
         /* CLIPMLP: self.activation_fn(self.fc1(hidden_states)) */
-        matmul_forward(h, xb, w->w1 + l * packed_size(D, M), w->b1 + l * M, n, dim, mlp, mlp_act);
+        linear_forward(ctx, h, xb, w->w1 + l * linear_bytes(D, M, type), w->b1 + l * M, n, dim, mlp, mlp_act);
         /* hidden_states = residual + self.fc2(hidden_states) */
-        matmul_forward(x, h, w->w2 + l * packed_size(M, D), w->b2 + l * D, n, mlp, dim, MM_RESIDUAL_ADD);
+        linear_forward(ctx, x, h, w->w2 + l * linear_bytes(M, D, type), w->b2 + l * D, n, mlp, dim, MM_RESIDUAL_ADD);
         probe(ctx, stage, l, x, n, dim);
     }
 }
@@ -824,6 +1093,10 @@ static int encode_image_batch(clip_context *ctx, const clip_image *crops, int n_
     need = (size_t)rows * D + (size_t)(n - 1) * patch_len + (size_t)n_images * D +
            encoder_scratch(rows, D, c->vision_mlp, c->vision_heads, n);
     mem = ws_reserve(&ctx->ws, need, err);
+    /* the widest input of a vision linear: the patch, the width or the MLP */
+    if (!mem || reserve_panels(ctx, patch_len > D ? (patch_len > c->vision_mlp ? patch_len : c->vision_mlp)
+                                                  : (D > c->vision_mlp ? D : c->vision_mlp), err))
+        return -1;
     span = (int *)clip_malloc((size_t)rows * 2 * sizeof(int));
     if (!mem || !span) {
         clip_free(span);
@@ -856,7 +1129,7 @@ static int encode_image_batch(clip_context *ctx, const clip_image *crops, int n_
         }
         /* CLIPVisionEmbeddings: [class_embedding; patch_embedding(pixels)] + position_embedding */
         memcpy(xb, w->class_emb, (size_t)D * sizeof(float));
-        matmul_forward(xb + D, patches, w->patch_w, NULL, n - 1, patch_len, D, MM_STORE);
+        linear_forward(ctx, xb + D, patches, w->patch_w, NULL, n - 1, patch_len, D, MM_STORE);
         add_position_embedding(xb, w->pos_emb, n, D);
     }
     /* hidden_states = self.pre_layrnorm(hidden_states) */
@@ -871,7 +1144,7 @@ static int encode_image_batch(clip_context *ctx, const clip_image *crops, int n_
                           c->vision_eps);
     probe(ctx, "vision.pooled", -1, pooled, n_images, D);
     /* image_embeds = self.visual_projection(pooled_output) */
-    matmul_forward(features, pooled, w->proj, NULL, n_images, D, c->projection_dim, MM_STORE);
+    linear_forward(ctx, features, pooled, w->proj, NULL, n_images, D, c->projection_dim, MM_STORE);
     probe(ctx, "vision.features", -1, features, n_images, c->projection_dim);
     return 0;
 }
@@ -974,7 +1247,7 @@ static int encode_text_batch(clip_context *ctx, const int32_t *ids, const int *s
         }
     need = (size_t)rows * D + (size_t)n_texts * D + encoder_scratch(rows, D, c->text_mlp, c->text_heads, max_len);
     mem = ws_reserve(&ctx->ws, need, err);
-    if (!mem) {
+    if (!mem || reserve_panels(ctx, c->text_mlp > D ? c->text_mlp : D, err)) {
         clip_free(span);
         return -1;
     }
@@ -984,10 +1257,11 @@ static int encode_text_batch(clip_context *ctx, const int32_t *ids, const int *s
     /* CLIPTextEmbeddings: token_embedding(ids) + position_embedding(positions) */
     for (t = 0, row = 0; t < n_texts; t++)
         for (i = 0; i < seg[t]; i++, row++) {
-            const float *te = w->tok_emb + (size_t)ids[(size_t)t * stride + i] * D, *pe = w->pos_emb + (size_t)i * D;
+            const float *pe = w->pos_emb + (size_t)i * D;
             float *xr = x + row * D;
             int d;
-            for (d = 0; d < D; d++) xr[d] = te[d] + pe[d];
+            expand_row(xr, w->tok_emb, c->weight_type, (size_t)ids[(size_t)t * stride + i], D);
+            for (d = 0; d < D; d++) xr[d] += pe[d];
         }
     probe(ctx, "text.embeddings", -1, x, rows, D);
     encoder_forward(ctx, "text.layer", x, scratch, &w->enc, c->text_layers, rows, D, c->text_mlp, c->text_heads,
@@ -1000,7 +1274,7 @@ static int encode_text_batch(clip_context *ctx, const int32_t *ids, const int *s
     }
     probe(ctx, "text.pooled", -1, pooled, n_texts, D);
     /* text_embeds = self.text_projection(pooled_output) */
-    matmul_forward(features, pooled, w->proj, NULL, n_texts, D, c->projection_dim, MM_STORE);
+    linear_forward(ctx, features, pooled, w->proj, NULL, n_texts, D, c->projection_dim, MM_STORE);
     probe(ctx, "text.features", -1, features, n_texts, c->projection_dim);
     return 0;
 }

@@ -46,12 +46,21 @@ extern "C" {
 #endif
 
 #define CLIP_VERSION_MAJOR 1
-#define CLIP_VERSION_MINOR 0
+#define CLIP_VERSION_MINOR 1
 #define CLIP_VERSION_PATCH 0
-#define CLIP_VERSION "1.0.0"
+#define CLIP_VERSION "1.1.0"
 
 #define CLIP_ERR_SIZE 256
-#define CLIP_FORMAT_VERSION 2   /* the weights-file version this build reads */
+#define CLIP_FORMAT_VERSION 3   /* the weights-file version export_weights.py writes; 2 is read too */
+
+/* How a file stores its linear-layer weights and token embedding (everything
+   else is float32). Computation is float32 whatever the file holds. */
+enum {
+    CLIP_WEIGHTS_F32 = 0,  /* float32 */
+    CLIP_WEIGHTS_F16 = 1,  /* IEEE half precision: half the size */
+    CLIP_WEIGHTS_BF16 = 2, /* bfloat16 (float32's top 16 bits): half the size */
+    CLIP_WEIGHTS_Q8 = 3    /* 8-bit integers with a half-precision scale per 32 weights of a row: 0.27x */
+};
 
 /* Activation functions of the MLP blocks. */
 enum { CLIP_ACT_QUICK_GELU = 0, CLIP_ACT_GELU = 1 };
@@ -89,6 +98,7 @@ typedef struct {
     int resample;        /* PIL filter id: 2 bilinear, 3 bicubic */
     float mean[3], std[3];
     int n_merges;        /* BPE merges in the tokenizer */
+    int weight_type;     /* CLIP_WEIGHTS_*: how the file stores the large weights */
 } clip_config;
 
 typedef struct clip_model clip_model;

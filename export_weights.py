@@ -30,11 +30,14 @@ except ImportError:  # pragma: no cover - message for users without numpy
     sys.exit("export_weights.py: numpy is required (pip install numpy, or apt-get install python3-numpy)")
 
 MAGIC = b"CLIP"
-VERSION = 2
+VERSION = 3
 HEADER_WORDS = 64           # the header is 64 little-endian 32-bit words
 HEADER_SIZE = HEADER_WORDS * 4
 ALIGN = 64                  # sections start on 64-byte boundaries
-PANEL = 64                  # linear weights: panels of 64 output columns (clip.c MM_NR)
+PANEL = 64                  # linear weights: panels of 64 output columns (clip.c PANEL)
+Q8_BLOCK = 32               # q8: one scale per 32 weights of a row (clip.c Q8_BLOCK)
+# how the linear weights and the token embedding are stored (header word 37; clip.h CLIP_WEIGHTS_*)
+DTYPES = {"f32": 0, "f16": 1, "bf16": 2, "q8": 3}
 
 ACT_IDS = {"quick_gelu": 0, "gelu": 1}
 OPENAI_MEAN = [0.48145466, 0.4578275, 0.40821073]
@@ -576,23 +579,149 @@ def panels(w):
     return buf.reshape(n, PANEL, k).transpose(0, 2, 1)
 
 
-def write_tensors(out, src, t, v, top):
-    """Write every tensor in the blob's order (clip.c: weight_layout()).
-    Linear weights go in panels (see panels())."""
+# Reduced precision. f16 and bf16 round each weight to nearest (even); q8
+# cuts each row of a weight (a Linear's output, or a token's embedding) into
+# blocks of Q8_BLOCK values, keeps each block's scale d = max|w| / 127 as a
+# float16 rounded up (so no value needs more than 127 steps), and the values
+# as round(w / d) in int8. clip.c computes with exactly the values
+# dequantize() returns.
+
+def to_f16(a):
+    h = np.asarray(a, dtype=np.float32).astype("<f2")
+    if not np.isfinite(h).all():
+        fail("a weight is beyond float16's range (65504); export with --dtype bf16 or f32")
+    return h
+
+
+def to_bf16(a):
+    u = np.ascontiguousarray(a, dtype="<f4").view(np.uint32)
+    h = ((u + np.uint32(0x7FFF) + ((u >> 16) & 1)) >> 16).astype("<u2")
+    if ((h & 0x7F80) == 0x7F80).any():
+        fail("a weight rounds to infinity in bfloat16; export with --dtype f32")
+    return h
+
+
+def q8_rows(a):
+    """(rows, cols) float32 -> scales float16 (rows, blocks), int8 (rows, blocks * Q8_BLOCK), zero-padded."""
+    rows, cols = a.shape
+    nb = -(-cols // Q8_BLOCK)
+    x = np.zeros((rows, nb * Q8_BLOCK), dtype=np.float32)
+    x[:, :cols] = a
+    x = x.reshape(rows, nb, Q8_BLOCK)
+    d = np.abs(x).max(-1) / np.float32(127)
+    d16 = d.astype("<f2")
+    low = d16.astype(np.float32) < d
+    d16[low] = np.nextafter(d16[low], np.float16(np.inf))
+    if not np.isfinite(d16).all():
+        fail("a weight is too large for q8's float16 scales; export with --dtype bf16 or f32")
+    df = d16.astype(np.float32)[..., None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.where(df > 0, np.rint(x / np.where(df > 0, df, 1)), 0)
+    return d16, np.clip(q, -127, 127).astype(np.int8).reshape(rows, nb * Q8_BLOCK)
+
+
+def dequantize(a, dtype):
+    """The float32 values clip.c computes with for the (rows, cols) weight a stored as dtype."""
+    a = np.asarray(a, dtype=np.float32)
+    if dtype == "f16":
+        return to_f16(a).astype(np.float32)
+    if dtype == "bf16":
+        return (to_bf16(a).astype(np.uint32) << 16).view(np.float32).reshape(a.shape)
+    if dtype == "q8":
+        flat = a.reshape(a.shape[0], -1)
+        d16, q = q8_rows(flat)
+        nb = d16.shape[1]
+        x = q.reshape(flat.shape[0], nb, Q8_BLOCK).astype(np.float32) * d16.astype(np.float32)[..., None]
+        return x.reshape(flat.shape[0], -1)[:, :flat.shape[1]].reshape(a.shape)
+    return a
+
+
+def linear_bytes(w, dtype):
+    """A Linear weight (out, in) as the file stores it: panels (see panels()),
+    their values as dtype; q8 panels hold, per block of Q8_BLOCK rows, the 64
+    columns' scales and then the (Q8_BLOCK, 64) int8s."""
+    if dtype == "f32":
+        return np.ascontiguousarray(panels(w), dtype="<f4")
+    if dtype == "f16":
+        return to_f16(panels(w))
+    if dtype == "bf16":
+        return to_bf16(panels(w))
+    o, k = w.shape
+    n = -(-o // PANEL)
+    d16, q = q8_rows(np.asarray(w, dtype=np.float32))
+    nb = d16.shape[1]
+    d = np.zeros((n * PANEL, nb), dtype="<f2")
+    d[:o] = d16
+    qq = np.zeros((n * PANEL, nb * Q8_BLOCK), dtype=np.int8)
+    qq[:o] = q
+    d = d.reshape(n, PANEL, nb).transpose(0, 2, 1)                          # (panel, block, column)
+    qq = qq.reshape(n, PANEL, nb, Q8_BLOCK).transpose(0, 2, 3, 1)            # (panel, block, row, column)
+    return np.concatenate([np.ascontiguousarray(d).view(np.uint8).reshape(n, nb, PANEL * 2),
+                           np.ascontiguousarray(qq).view(np.uint8).reshape(n, nb, Q8_BLOCK * PANEL)], axis=2)
+
+
+def rows_bytes(a, dtype):
+    """An embedding table (rows, cols) as the file stores it; q8 rows are
+    blocks of a scale and Q8_BLOCK int8s."""
+    if dtype == "f32":
+        return np.ascontiguousarray(a, dtype="<f4")
+    if dtype == "f16":
+        return to_f16(a)
+    if dtype == "bf16":
+        return to_bf16(a)
+    d16, q = q8_rows(np.asarray(a, dtype=np.float32))
+    rows, nb = d16.shape
+    return np.concatenate([np.ascontiguousarray(d16).view(np.uint8).reshape(rows, nb, 2),
+                           q.view(np.uint8).reshape(rows, nb, Q8_BLOCK)], axis=2)
+
+
+def write_tensors(out, src, t, v, top, dtype="f32"):
+    """Write every tensor in the blob's order (clip.c: weight_layout()), each
+    padded to a multiple of ALIGN bytes. Linear weights go in panels (see
+    panels()); they and the token embedding are stored as dtype, the rest
+    as float32. Returns (parameters, bytes written)."""
     D, M, L, C, P = v["hidden_size"], v["intermediate_size"], v["num_hidden_layers"], v["num_channels"], v["patch_size"]
     T = (v["image_size"] // P) ** 2 + 1
     Dt, Mt, Lt, V, N = t["hidden_size"], t["intermediate_size"], t["num_hidden_layers"], t["vocab_size"], t["max_position_embeddings"]
     E = top["projection_dim"]
     count = 0
+    size = 0
+
+    def write(a):
+        nonlocal size
+        a = np.ascontiguousarray(a)
+        out.write(a.data if a.ndim else a.tobytes())
+        size += a.nbytes
+
+    def finite(a):
+        # one pass, no temporary: the float64 sum of finite float32 values cannot overflow
+        if not math.isfinite(float(np.asarray(a).sum(dtype=np.float64))):
+            fail("the checkpoint holds NaN or infinite weights")
+
+    def pad():
+        nonlocal size
+        out.write(b"\0" * (-size % ALIGN))
+        size += -size % ALIGN
 
     def put(arr):
         nonlocal count
         a = np.ascontiguousarray(arr, dtype="<f4")
-        # one pass, no temporary: the float64 sum of finite float32 values cannot overflow
-        if not math.isfinite(float(a.sum(dtype=np.float64))):
-            fail("the checkpoint holds NaN or infinite weights")
-        out.write(a.data if a.ndim else a.tobytes())
+        finite(a)
+        write(a)
         count += a.size
+
+    def put_tensor(arr):     # one tensor of float32s
+        put(arr)
+        pad()
+
+    def put_linear(ws):      # a Linear weight (out, in), or a list of them stacked over layers
+        nonlocal count
+        for w in ws if isinstance(ws, list) else [ws]:
+            w = np.asarray(w, dtype=np.float32)
+            finite(w)
+            write(linear_bytes(w, dtype))
+            count += w.size
+        pad()
 
     def get(name, shape):
         a = src.get(name)
@@ -604,44 +733,52 @@ def write_tensors(out, src, t, v, top):
         for s in ("layer_norm1.weight", "layer_norm1.bias"):
             for i in range(L):
                 put(get(lay(i, s), (D,)))
-        for i in range(L):   # wqkv (L, D, 3D): q, k, v side by side, transposed
-            put(panels(np.concatenate([get(lay(i, f"self_attn.{q}.weight"), (D, D)) for q in ("q_proj", "k_proj", "v_proj")])))
+            pad()
+        # wqkv (L, D, 3D): q, k, v side by side, transposed
+        put_linear([np.concatenate([get(lay(i, f"self_attn.{q}.weight"), (D, D)) for q in ("q_proj", "k_proj", "v_proj")])
+                    for i in range(L)])
         for i in range(L):
             put(np.concatenate([get(lay(i, f"self_attn.{q}.bias"), (D,)) for q in ("q_proj", "k_proj", "v_proj")]))
-        for i in range(L):
-            put(panels(get(lay(i, "self_attn.out_proj.weight"), (D, D))))
+        pad()
+        put_linear([get(lay(i, "self_attn.out_proj.weight"), (D, D)) for i in range(L)])
         for i in range(L):
             put(get(lay(i, "self_attn.out_proj.bias"), (D,)))
+        pad()
         for s in ("layer_norm2.weight", "layer_norm2.bias"):
             for i in range(L):
                 put(get(lay(i, s), (D,)))
-        for i in range(L):
-            put(panels(get(lay(i, "mlp.fc1.weight"), (M, D))))
+            pad()
+        put_linear([get(lay(i, "mlp.fc1.weight"), (M, D)) for i in range(L)])
         for i in range(L):
             put(get(lay(i, "mlp.fc1.bias"), (M,)))
-        for i in range(L):
-            put(panels(get(lay(i, "mlp.fc2.weight"), (D, M))))
+        pad()
+        put_linear([get(lay(i, "mlp.fc2.weight"), (D, M)) for i in range(L)])
         for i in range(L):
             put(get(lay(i, "mlp.fc2.bias"), (D,)))
+        pad()
 
     # vision tower
-    put(panels(get("vision_model.embeddings.patch_embedding.weight", (D, C, P, P)).reshape(D, C * P * P)))
-    put(get("vision_model.embeddings.class_embedding", (D,)))
-    put(get("vision_model.embeddings.position_embedding.weight", (T, D)))
-    put(get("vision_model.pre_layrnorm.weight", (D,)))
-    put(get("vision_model.pre_layrnorm.bias", (D,)))
+    put_linear(get("vision_model.embeddings.patch_embedding.weight", (D, C, P, P)).reshape(D, C * P * P))
+    put_tensor(get("vision_model.embeddings.class_embedding", (D,)))
+    put_tensor(get("vision_model.embeddings.position_embedding.weight", (T, D)))
+    put_tensor(get("vision_model.pre_layrnorm.weight", (D,)))
+    put_tensor(get("vision_model.pre_layrnorm.bias", (D,)))
     tower("vision_model", D, M, L)
-    put(get("vision_model.post_layernorm.weight", (D,)))
-    put(get("vision_model.post_layernorm.bias", (D,)))
-    put(panels(get("visual_projection.weight", (E, D))))
+    put_tensor(get("vision_model.post_layernorm.weight", (D,)))
+    put_tensor(get("vision_model.post_layernorm.bias", (D,)))
+    put_linear(get("visual_projection.weight", (E, D)))
     # text tower
-    put(get("text_model.embeddings.token_embedding.weight", (V, Dt)))
-    put(get("text_model.embeddings.position_embedding.weight", (N, Dt)))
+    emb = get("text_model.embeddings.token_embedding.weight", (V, Dt))
+    finite(emb)
+    write(rows_bytes(emb, dtype))
+    count += np.asarray(emb).size
+    pad()
+    put_tensor(get("text_model.embeddings.position_embedding.weight", (N, Dt)))
     tower("text_model", Dt, Mt, Lt)
-    put(get("text_model.final_layer_norm.weight", (Dt,)))
-    put(get("text_model.final_layer_norm.bias", (Dt,)))
-    put(panels(get("text_projection.weight", (E, Dt))))
-    return count
+    put_tensor(get("text_model.final_layer_norm.weight", (Dt,)))
+    put_tensor(get("text_model.final_layer_norm.bias", (Dt,)))
+    put_linear(get("text_projection.weight", (E, Dt)))
+    return count, size
 
 
 def f32_bits(x):
@@ -649,7 +786,7 @@ def f32_bits(x):
 
 
 def build_header(t, v, top, pp, logit_scale, bos, eos, weights_off, weights_size, merges_off, merges_size,
-                 n_merges, file_size):
+                 n_merges, file_size, dtype="f32"):
     w = [0] * HEADER_WORDS
     w[0] = struct.unpack("<I", MAGIC)[0]
     w[1] = VERSION
@@ -665,6 +802,7 @@ def build_header(t, v, top, pp, logit_scale, bos, eos, weights_off, weights_size
     w[30:33] = [f32_bits(x) for x in pp["mean"]]
     w[33:36] = [f32_bits(x) for x in pp["std"]]
     w[36] = pp["center_crop"]
+    w[37] = DTYPES[dtype]
     for i, val in ((40, weights_off), (42, weights_size), (44, merges_off), (46, merges_size), (49, file_size)):
         w[i], w[i + 1] = val & 0xFFFFFFFF, val >> 32
     w[48] = n_merges
@@ -675,7 +813,7 @@ def align(n):
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
-def export(src_arg, out_path, tokenizer=None, quiet=False):
+def export(src_arg, out_path, tokenizer=None, quiet=False, dtype="f32"):
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
     folder = src_arg
     if not os.path.isdir(src_arg):
@@ -749,15 +887,14 @@ def export(src_arg, out_path, tokenizer=None, quiet=False):
     tmp = out_path + ".tmp"
     with open(tmp, "wb") as out:
         out.write(b"\0" * weights_off)
-        count = write_tensors(out, view, t, v, top)
-        weights_size = count * 4
+        count, weights_size = write_tensors(out, view, t, v, top, dtype)
         merges_off = align(weights_off + weights_size)
         out.write(b"\0" * (merges_off - weights_off - weights_size))
         out.write(merges_blob)
         file_size = merges_off + len(merges_blob)
         out.seek(0)
         out.write(build_header(t, v, top, pp, logit_scale, bos, eos, weights_off, weights_size, merges_off,
-                               len(merges_blob), len(merges), file_size))
+                               len(merges_blob), len(merges), file_size, dtype))
     os.replace(tmp, out_path)
     say(f"{src_arg}: {layout} CLIP, weights {'/'.join(sorted(src.dtypes))}; tokenizer {os.path.basename(tok_path)}; "
         f"preprocessing from {pp_from}")
@@ -766,7 +903,7 @@ def export(src_arg, out_path, tokenizer=None, quiet=False):
     say(f"  text:   width {t['hidden_size']}, {t['num_hidden_layers']} layers, {t['num_attention_heads']} heads, "
         f"mlp {t['intermediate_size']}, {t['hidden_act']}, context {t['max_position_embeddings']}, vocab {t['vocab_size']}")
     say(f"  projection {top['projection_dim']}, logit scale {np.exp(logit_scale):.4g}; "
-        f"{count / 1e6:.2f} M parameters; wrote {out_path} ({file_size / 2**20:.1f} MiB)")
+        f"{count / 1e6:.2f} M parameters; wrote {out_path} ({file_size / 2**20:.1f} MiB, {dtype})")
 
 
 def main(argv):
@@ -777,10 +914,14 @@ def main(argv):
     ap.add_argument("out", help="output file, e.g. weights.bin")
     ap.add_argument("--tokenizer", help="tokenizer.json, merges.txt or bpe_simple_vocab_16e6.txt.gz "
                                         "(for repositories without one, such as open_clip's)")
+    ap.add_argument("--dtype", choices=list(DTYPES), default="f32",
+                    help="how to store the linear weights and the token embedding: f32 (default), f16 or bf16 "
+                         "(half the size), q8 (8-bit with a float16 scale per 32 weights: 0.27x); the rest stays "
+                         "float32 and clip computes in float32")
     ap.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     args = ap.parse_args(argv)
     try:
-        export(args.src, args.out, args.tokenizer, args.quiet)
+        export(args.src, args.out, args.tokenizer, args.quiet, args.dtype)
     except ExportError as e:
         print(f"export_weights.py: {e}", file=sys.stderr)
         return 1

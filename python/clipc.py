@@ -104,6 +104,7 @@ class _Config(ctypes.Structure):
         ("projection_dim", c_int), ("logit_scale", c_float),
         ("resize_mode", c_int), ("resize_h", c_int), ("resize_w", c_int), ("crop_h", c_int), ("crop_w", c_int),
         ("resample", c_int), ("mean", c_float * 3), ("std", c_float * 3), ("n_merges", c_int),
+        ("weight_type", c_int),
     ]
 
 

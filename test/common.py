@@ -249,6 +249,26 @@ def tiny_model(name, layout="hf"):
     return folder, blob
 
 
+def typed_model(name, dtype):
+    """The weights file of tiny_model(name) exported with --dtype dtype
+    (f32, f16, bf16, q8)."""
+    folder, blob = tiny_model(name)
+    if dtype == "f32":
+        return blob
+    out = os.path.join(OUT, "models", f"{name}-{dtype}.bin")
+    stamp = out[:-4] + ".key"
+    key = _key(name, dtype, TINY[name])
+    if os.path.exists(out) and os.path.exists(stamp):
+        with open(stamp) as f:
+            if f.read() == key:
+                return out
+    export(folder, out + ".tmp", "--dtype", dtype)
+    os.replace(out + ".tmp", out)
+    with open(stamp, "w") as f:
+        f.write(key)
+    return out
+
+
 def blob_336():
     """A weights file whose preprocessing is 336 px (no tiny fixture model
     has it): a small random checkpoint, exported with the committed vocab."""
@@ -393,8 +413,11 @@ def finish(name):
 if __name__ == "__main__":
     if len(sys.argv) in (3, 4) and sys.argv[1] == "model" and sys.argv[2] in TINY:
         print(tiny_model(sys.argv[2], *sys.argv[3:])[1])
+    elif len(sys.argv) == 4 and sys.argv[1] == "typed" and sys.argv[2] in TINY:
+        print(typed_model(sys.argv[2], sys.argv[3]))
     elif len(sys.argv) == 4 and sys.argv[1] == "hostile":
         write_hostile(sys.argv[2], sys.argv[3])
     else:
         sys.exit("usage: common.py model {" + ",".join(TINY) + "} [" + "|".join(LAYOUTS) + "]\n"
+                 "       common.py typed {" + ",".join(TINY) + "} {f16|bf16|q8}\n"
                  "       common.py hostile FORMAT DIR")

@@ -66,6 +66,7 @@ run test_install "$PYTHON" test_install.py
 run test_blob "$PYTHON" test_blob.py
 run test_hostile "$PYTHON" test_hostile.py
 run test_export "$PYTHON" test_export.py
+run test_dtypes "$PYTHON" test_dtypes.py
 run test_hub "$PYTHON" test_hub.py
 # every input that once crashed a fuzzer, and the seed corpora
 [ -d fuzz/seeds ] || "$PYTHON" fuzz/make_seeds.py > /dev/null 2>&1

@@ -30,7 +30,7 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=99
 export UBSAN_OPTIONS=print_stacktrace=1:exitcode=99
 failed=0
 for t in test_models test_tokenizer test_preprocess test_jpeg test_png test_gif test_bmp test_webp test_cli test_collections \
-         test_blob test_hostile; do
+         test_blob test_dtypes test_hostile; do
     echo "-- $t under ASan+UBSan"
     CLIP=$dir/clip CLIP_TOK_BATCH=$dir/test/tok_batch CLIP_JPEG_COUNT=60 CLIP_PNG_COUNT=40 CLIP_GIF_COUNT=60 \
         CLIP_BMP_COUNT=60 CLIP_WEBP_COUNT=60 "$PYTHON" $t.py > "$dir/$t.log" 2>&1

@@ -39,11 +39,15 @@ check(rc == 1 and "truncated or damaged" in err, f"one extra byte: {err.strip()}
 rc, out, err = try_blob(b"GGUF" + data[4:])
 check(rc == 1 and "wrong magic" in err and "export_weights.py" in err, f"wrong magic: {err.strip()}")
 v = words[1]
-rc, out, err = try_blob(data[:4] + struct.pack("<I", v - 1) + data[8:])
-check(rc == 1 and f"version {v - 1}, this build reads version {v}; re-run export_weights.py" in err,
+check(v == 3, f"export_weights.py writes version 3 ({v})")
+rc, out, err = try_blob(data[:4] + struct.pack("<I", 1) + data[8:])
+check(rc == 1 and "version 1, this build reads versions 2 and 3; re-run export_weights.py" in err,
       f"an older version: {err.strip()}")
 rc, out, err = try_blob(data[:4] + struct.pack("<I", v + 1) + data[8:])
-check(rc == 1 and f"version {v + 1}, this build reads version {v}" in err, f"a newer version: {err.strip()}")
+check(rc == 1 and f"version {v + 1}, this build reads versions 2 and 3" in err, f"a newer version: {err.strip()}")
+# version 2 lays the tensors back to back: a version 3 file relabelled is refused by its size
+rc, out, err = try_blob(data[:4] + struct.pack("<I", 2) + data[8:])
+check(rc == 1 and "the weights section has" in err, f"a version 3 layout labelled version 2: {err.strip()}")
 
 # every header word, set to hostile values
 crashes, accepted = [], []

@@ -6,7 +6,7 @@ big-endian), armhf (32-bit little-endian), aarch64, riscv64 and i686
 OpenMP, each from the Makefile's source list (`make sources`).
 On each: `clip selftest` passes, token ids identical to the native build,
 image and text features within 1e-5 relative of it on the generated tiny
-models, JPEG decoding byte-identical, and an index of three JPEGs with the
+models (float32, and f16, bf16 and q8 files), JPEG decoding byte-identical, and an index of three JPEGs with the
 same rows (within 1e-5) and the same search results. On the 32-bit targets a
 600 MB weights file loads and a 5 GiB one is refused with a message. Each
 target is skipped (with a line saying so) when its compiler or emulator is
@@ -18,7 +18,7 @@ import shutil
 import subprocess
 
 from common import (CLIP, OUT, ROOT, VOCAB, arrays, check, crop, export, finish, image, rel_err, sources, skipped,
-                    tiny_model)
+                    tiny_model, typed_model)
 
 try:
     SRC = [os.path.join(ROOT, f) for f in sources()]
@@ -28,6 +28,9 @@ except RuntimeError as e:
 WARN = ["-std=c99", "-Wall", "-Wextra", "-pedantic"]
 TEXTS = ["a photo of a cat", "Ελληνικά 中文 🐱 İstanbul", "x " * 90, "Café\u0301 <|endoftext|> ok"]
 blobs = [tiny_model(m)[1] for m in ("tiny-quickgelu", "tiny-gelu")]
+# the half- and quarter-size files too (big-endian hosts swap their 16-bit values on load)
+typed = [(typed_model("tiny-quickgelu", "q8"), 224), (typed_model("tiny-gelu", "f16"), 64),
+         (typed_model("tiny-gelu", "bf16"), 64)]
 crops = {224: crop("chelsea.ppm", 224), 64: crop("coffee.ppm", 64)}
 jpegs = [image(n) for n in ("chelsea_q90_420.jpg", "chelsea_prog.jpg", "odd_17x9.jpg")]
 
@@ -49,7 +52,7 @@ def outputs(prefix, exe, env=None):
     for t in TEXTS:
         rc, out, err = run_with(prefix, exe, ["tokenize", blobs[0], t], env)
         res["ids"].append(json.loads(out) if rc == 0 else err)
-    for blob, size in zip(blobs, (224, 64)):
+    for blob, size in list(zip(blobs, (224, 64))) + typed:
         rc, out, err = run_with(prefix, exe, ["embed", blob, crops[size]], env)
         res["img"].append(arrays(out) if rc == 0 else None)
         if rc:

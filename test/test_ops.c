@@ -7,7 +7,11 @@
        the panel layout (weight_at, packed_size);
      - layernorm_forward against a float64 LayerNorm;
      - attention_forward against a float64 softmax attention, one sequence,
-       causal, and several sequences packed into one matrix.
+       causal, and several sequences packed into one matrix;
+     - the reduced-precision weights: half_to_float on all 65,536 halves
+       against IEEE's definition, and matmul_expanded / expand_row on f16,
+       bf16 and q8 data against weights decoded here from the layout README
+       documents, bit for bit.
    Prints every max error; exits 1 on any failure. */
 #define CLIP_NO_MAIN
 #include "../clip.c"
@@ -45,6 +49,14 @@ static double act_ref(double x, int mode)
     if (mode == MM_QUICK_GELU) return x / (1.0 + exp(-1.702 * x));
     if (mode == MM_GELU) return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
     return x;
+}
+
+static int finite_all(const float *x, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (!(fabsf(x[i]) <= FLT_MAX)) return 0;
+    return 1;
 }
 
 static const char *mode_name[] = {"store", "residual add", "quick_gelu", "gelu"};
@@ -112,6 +124,131 @@ static void test_matmul(void)
     /* the tile height wastes fewest rows; packed sizes saturate instead of wrapping */
     report(tile_rows(12) == 6 && tile_rows(10) == 5 && tile_rows(8) == 4 && tile_rows(50) == 5, "tile_rows", 0.0);
     report(packed_size(3, 65) == 3 * 128 && packed_size(SIZE_MAX / 64, 65) == SIZE_MAX, "packed_size", 0.0);
+}
+
+/* IEEE binary16 by its definition, in double */
+static float half_by_definition(unsigned h)
+{
+    unsigned e = h >> 10 & 31, m = h & 1023;
+    double v = e == 0 ? ldexp((double)m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(1.0 + m / 1024.0, (int)e - 15);
+    return (float)(h & 0x8000 ? -v : v);
+}
+
+/* W[o][k] of a typed linear weight (in_dim k's, panels of 64 outputs), read
+   from the layout README's "The weights file" describes */
+static float typed_weight_at(const unsigned char *w, int type, int in_dim, int o, int k)
+{
+    size_t panel = (size_t)(o / 64), col = (size_t)(o % 64);
+    if (type == CLIP_WEIGHTS_Q8) {
+        size_t blocks = (size_t)(in_dim + 31) / 32, block = (size_t)k / 32;
+        const unsigned char *b = w + (panel * blocks + block) * (64 * 2 + 32 * 64);
+        unsigned scale = b[2 * col] | b[2 * col + 1] << 8;
+        return (float)(signed char)b[128 + (size_t)(k % 32) * 64 + col] * half_by_definition(scale);
+    } else {
+        const unsigned char *b = w + ((panel * (size_t)in_dim + (size_t)k) * 64 + col) * 2;
+        unsigned h = b[0] | b[1] << 8;
+        return type == CLIP_WEIGHTS_F16 ? half_by_definition(h) : bits_to_float((uint32_t)h << 16);
+    }
+}
+
+static void test_typed(void)
+{
+    static const int shapes[][3] = {{1, 1, 1}, {3, 5, 65}, {7, 33, 128}, {50, 96, 200}, {13, 70, 64}, {6, 588, 129}};
+    static const char *names[] = {"f32", "f16", "bf16", "q8"};
+    unsigned seed = 4, h;
+    int s, type, i, bad = 0;
+    /* every half, exactly (NaNs keep their payload) */
+    for (h = 0; h < 65536; h++) {
+        float got = half_to_float((uint16_t)h), want = half_by_definition(h);
+        uint32_t wb = (h & 0x7c00) == 0x7c00 && (h & 0x3ff) ? (h & 0x8000u) << 16 | 0x7f800000u | (h & 0x3ffu) << 13
+                                                             : float_to_bits(want);
+        if (float_to_bits(got) != wb) bad++;
+    }
+    report(bad == 0, "half_to_float on all 65,536 halves vs IEEE binary16 (mismatches)", bad);
+    for (type = CLIP_WEIGHTS_F16; type <= CLIP_WEIGHTS_Q8; type++)
+        for (s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
+            int n = shapes[s][0], k = shapes[s][1], o = shapes[s][2], r, c;
+            size_t bytes = linear_bytes((size_t)k, (size_t)o, type), np = packed_size((size_t)k, (size_t)o);
+            unsigned char *w = (unsigned char *)malloc(bytes);
+            float *wf = (float *)calloc(np, sizeof(float)), *in = (float *)malloc(sizeof(float) * n * k);
+            float *b = (float *)malloc(sizeof(float) * o), *want = (float *)malloc(sizeof(float) * n * o);
+            float *got = (float *)malloc(sizeof(float) * n * o), row[600];
+            clip_model m;
+            clip_context ctx;
+            char what[160], err[CLIP_ERR_SIZE];
+            double diff = 0.0;
+            memset(&m, 0, sizeof m);
+            memset(&ctx, 0, sizeof ctx);
+            m.cfg.weight_type = type;
+            ctx.model = &m;
+            /* random finite values: halves with exponents up to 2^1, scales up to 2^-4 */
+            for (i = 0; i < (int)bytes; i++) w[i] = (unsigned char)(frand(&seed) * 128.0f + 128.0f);
+            if (type == CLIP_WEIGHTS_Q8) {
+                size_t blk, col, per = 64 * 2 + 32 * 64;
+                for (blk = 0; blk < bytes / per; blk++)
+                    for (col = 0; col < 64; col++) w[blk * per + 2 * col + 1] &= 0x2f; /* |scale| < 2^-4 */
+            } else {
+                for (i = 1; i < (int)bytes; i += 2) w[i] &= 0xbf; /* exponent below the top: finite */
+            }
+            for (r = 0; r < o; r++)
+                for (c = 0; c < k; c++)
+                    wf[(size_t)(r / 64) * k * 64 + (size_t)c * 64 + r % 64] = typed_weight_at(w, type, k, r, c);
+            for (i = 0; i < n * k; i++) in[i] = frand(&seed);
+            for (i = 0; i < o; i++) b[i] = frand(&seed);
+            for (i = 0; i < n * o; i++) want[i] = got[i] = frand(&seed);
+            matmul_forward(want, in, wf, b, n, k, o, MM_RESIDUAL_ADD);
+            if (reserve_panels(&ctx, k, err)) {
+                report(0, err, 0.0);
+                continue;
+            }
+            matmul_expanded(&ctx, got, in, w, type, b, n, k, o, MM_RESIDUAL_ADD);
+            for (i = 0; i < n * o; i++)
+                if (got[i] != want[i]) diff = fmax(diff, fabs((double)got[i] - want[i]));
+            snprintf(what, sizeof what, "matmul_expanded %s %dx%d @ %dx%d vs matmul_forward on the decoded weights "
+                     "(%d panel buffers)", names[type], n, k, k, o, ctx.panel_slots);
+            report(diff == 0.0 && finite_all(got, (size_t)n * o), what, diff);
+            /* an embedding table of o rows of k values, in the rows layout */
+            if (k <= 600 && type != CLIP_WEIGHTS_Q8) {
+                int ok = 1;
+                for (r = 0; r < o && ok; r++) {
+                    expand_row(row, w, type, (size_t)r, k);
+                    for (c = 0; c < k; c++) {
+                        const unsigned char *e = w + ((size_t)r * k + c) * 2;
+                        unsigned hh = e[0] | e[1] << 8;
+                        float v = type == CLIP_WEIGHTS_F16 ? half_by_definition(hh) : bits_to_float((uint32_t)hh << 16);
+                        if (float_to_bits(row[c]) != float_to_bits(v)) ok = 0;
+                    }
+                }
+                snprintf(what, sizeof what, "expand_row %s, %d rows of %d", names[type], o, k);
+                report(ok, what, ok ? 0.0 : 1.0);
+            } else if (type == CLIP_WEIGHTS_Q8) {
+                int ok = 1;
+                size_t rb = row_bytes((size_t)k, type);
+                for (r = 0; r < o && ok && (size_t)(r + 1) * rb <= bytes; r++) {
+                    expand_row(row, w, type, (size_t)r, k);
+                    for (c = 0; c < k; c++) {
+                        const unsigned char *blk = w + (size_t)r * rb + (size_t)(c / 32) * 34;
+                        float v = (float)(signed char)blk[2 + c % 32] * half_by_definition(blk[0] | blk[1] << 8);
+                        /* these bytes were not made as rows: a scale may be infinite or NaN */
+                        if (float_to_bits(row[c]) != float_to_bits(v) && !(v != v && row[c] != row[c])) ok = 0;
+                    }
+                }
+                snprintf(what, sizeof what, "expand_row q8, rows of %d", k);
+                report(ok, what, ok ? 0.0 : 1.0);
+            }
+            free(ctx.panels);
+            free(w);
+            free(wf);
+            free(in);
+            free(b);
+            free(want);
+            free(got);
+        }
+    /* the byte counts of the layout, and that they saturate instead of wrapping */
+    report(linear_bytes(33, 65, CLIP_WEIGHTS_Q8) == 2 * 2 * 2176 && linear_bytes(33, 65, CLIP_WEIGHTS_F16) == 33 * 128 * 2 &&
+               row_bytes(33, CLIP_WEIGHTS_Q8) == 2 * 34 && linear_bytes(SIZE_MAX / 64, 65, CLIP_WEIGHTS_Q8) == SIZE_MAX &&
+               row_bytes(SIZE_MAX / 2, CLIP_WEIGHTS_F16) == SIZE_MAX,
+           "linear_bytes, row_bytes", 0.0);
 }
 
 static void test_layernorm(void)
@@ -228,6 +365,7 @@ static void test_attention(void)
 int main(void)
 {
     test_matmul();
+    test_typed();
     test_layernorm();
     test_attention();
     printf("test_ops: %d passed, %d failed\n", checks - failures, failures);

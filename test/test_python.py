@@ -26,7 +26,7 @@ import subprocess
 import threading
 import zlib
 
-from common import OUT, ROOT, check, finish, have_pillow, image, run, skipped, tiny_model
+from common import OUT, ROOT, check, finish, have_pillow, image, run, skipped, tiny_model, typed_model
 
 W = os.path.join(OUT, "python")
 shutil.rmtree(W, ignore_errors=True)
@@ -239,6 +239,14 @@ def model_checks(name):
 
 BLOB = model_checks("tiny-quickgelu")
 BLOB2 = model_checks("tiny-gelu")
+
+# a quarter-size file: its type in the config, the same numbers as the CLI's
+q8 = typed_model("tiny-gelu", "q8")
+with clipc.Model(q8) as m:
+    check(m.config["weight_type"] == 3, f"a q8 file's config says weight_type 3 ({m.config['weight_type']})")
+    same("a q8 file: images from paths", m.encode_image(PATHS), cli_embed(q8, PATHS))
+    same("a q8 file: texts", m.encode_text(["a photo of a cat", "x " * 20]),
+         cli_embed(q8, ["--text", "a photo of a cat", "x " * 20]))
 
 # ---------------------------------------------------------------------------
 # Errors: the library's message in a ClipError, bad arguments as ValueError

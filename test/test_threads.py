@@ -9,11 +9,13 @@ import os
 import shutil
 import subprocess
 
-from common import OUT, ROOT, check, finish, image, skipped, sources, tiny_model
+from common import OUT, ROOT, check, finish, image, skipped, sources, tiny_model, typed_model
 
 EXE = os.path.join(ROOT, "test", "test_threads")
 IMAGES = [image(n) for n in ("chelsea_q90_420.jpg", "rocket.jpg", "coffee.ppm", "chelsea_prog.jpg")]
 models = [tiny_model(m)[1] for m in ("tiny-quickgelu", "tiny-gelu")]
+# a q8 file: each context expands weight panels into buffers of its own
+models.append(typed_model("tiny-gelu", "q8"))
 
 
 def run(exe, model, threads, rounds, env=None):

@@ -35,6 +35,9 @@ vg() {
 vg 0 "$model" $img/chelsea_q90_420.jpg "$OUT/vg-labels.txt" --json
 vg 0 embed "$model" $img/chelsea_prog.jpg $img/page.pgm
 vg 0 embed "$model" --text "a photo of a cat" "Ελληνικά 中文 🐱"
+# a quarter-size file: the weight panels expanded to float32 as they are used
+q8=$("$PYTHON" common.py typed tiny-gelu q8) || exit 1
+vg 0 "$q8" $img/chelsea_q90_420.jpg "$OUT/vg-labels.txt" --json
 vg 0 tokenize "$model" "İSTANBUL <|endoftext|> ok"
 vg 0 preprocess "$model" $img/odd_17x9.jpg "$OUT/vg-crop.ppm"
 vg 0 decode $img/chelsea_restart.jpg "$OUT/vg-dec.ppm"

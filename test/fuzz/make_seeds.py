@@ -142,6 +142,8 @@ def tiny_blob(act=0, seed=0, gelu_eps=1e-5):
     moff = ew.align(woff + len(weights))
     size = moff + len(mtext)
     head = ew.build_header(t, v, top, pp, 2.6592, V - 2, V - 1, woff, len(weights), moff, len(mtext), len(merges), size)
+    # version 2 (all float32, tensors back to back): still read, and this layout needs no padding
+    head = head[:4] + struct.pack("<I", 2) + head[8:]
     return head + b"\0" * (woff - len(head)) + weights + b"\0" * (moff - woff - len(weights)) + mtext
 
 

@@ -1,0 +1,127 @@
+/* matmul_bench: clip.c's matmul on each shape of a ViT-B/32 forward pass,
+   as GFLOP/s and as a fraction of this machine's float32 peak, so the gap
+   to the limit is visible shape by shape.
+     matmul_bench [RUNS]        (threads: OMP_NUM_THREADS)
+   The peak is measured here, in the same build and with the same threads: a
+   loop of independent multiply-adds on vectors that stay in registers
+   (twelve accumulators of 16 floats, so the compiler keeps every FMA unit
+   busy). Like test_ops.c, this file includes clip.c to reach its static
+   functions. Prints one Markdown table. */
+#define _POSIX_C_SOURCE 200809L
+#define CLIP_NO_MAIN
+#include "../clip.c"
+
+#include <time.h>
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* FLOP/s of one thread's register-resident multiply-add loop */
+static double fma_loop(long iters, float *sink)
+{
+    float acc[12][16], m[16], a[16];
+    long it;
+    int i, j;
+    double t0;
+    for (j = 0; j < 16; j++) {
+        m[j] = 0.999999f + 1e-7f * (float)j;
+        a[j] = 1e-6f * (float)j;
+        for (i = 0; i < 12; i++) acc[i][j] = (float)(i + j);
+    }
+    t0 = now();
+    for (it = 0; it < iters; it++)
+        for (i = 0; i < 12; i++)
+            for (j = 0; j < 16; j++) acc[i][j] = acc[i][j] * m[j] + a[j];
+    t0 = now() - t0;
+    for (i = 0; i < 12; i++)
+        for (j = 0; j < 16; j++) *sink += acc[i][j];
+    return 2.0 * 12 * 16 * (double)iters / t0;
+}
+
+/* the peak of all threads together: each runs the loop at once */
+static double peak_flops(void)
+{
+    double total = 0.0;
+    float sink = 0.0f;
+    OMP("omp parallel reduction(+ : total, sink)")
+    {
+        total += fma_loop(20000000L, &sink);
+    }
+    if (sink == 12345.0f) printf(" "); /* keeps the loop's result alive */
+    return total;
+}
+
+typedef struct {
+    const char *what;
+    int n, in_dim, out_dim, mode;
+} shape;
+
+int main(int argc, char **argv)
+{
+    static const shape shapes[] = {
+        {"image: patch embedding", 49, 3072, 768, MM_STORE},
+        {"image: q, k, v", 50, 768, 2304, MM_STORE},
+        {"image: out_proj", 50, 768, 768, MM_RESIDUAL_ADD},
+        {"image: fc1 + quick_gelu", 50, 768, 3072, MM_QUICK_GELU},
+        {"image: fc2", 50, 3072, 768, MM_RESIDUAL_ADD},
+        {"8 images: q, k, v", 400, 768, 2304, MM_STORE},
+        {"8 images: fc1 + quick_gelu", 400, 768, 3072, MM_QUICK_GELU},
+        {"8 images: fc2", 400, 3072, 768, MM_RESIDUAL_ADD},
+        {"4 prompts: q, k, v", 28, 512, 1536, MM_STORE},
+        {"4 prompts: fc1 + quick_gelu", 28, 512, 2048, MM_QUICK_GELU},
+        {"4 prompts: fc2", 28, 2048, 512, MM_RESIDUAL_ADD},
+    };
+    int runs = argc > 1 ? atoi(argv[1]) : 30, s, r, threads = team_size();
+    double peak;
+    if (runs < 1) {
+        fprintf(stderr, "usage: matmul_bench [RUNS]\n");
+        return 2;
+    }
+    peak = peak_flops();
+    printf("float32 peak, %d thread%s: %.1f GFLOP/s (register-resident multiply-add loop); MM_NC %d, MM_MR %d\n\n",
+           threads, threads > 1 ? "s" : "", peak * 1e-9, MM_NC, MM_MR);
+    printf("| shape | rows x in -> out | median | GFLOP/s | of peak |\n| --- | --- | --- | --- | --- |\n");
+    for (s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
+        const shape *h = &shapes[s];
+        size_t np = packed_size((size_t)h->in_dim, (size_t)h->out_dim);
+        float *in = (float *)malloc(sizeof(float) * (size_t)h->n * h->in_dim);
+        float *w = (float *)malloc(sizeof(float) * np), *b = (float *)malloc(sizeof(float) * h->out_dim);
+        float *out = (float *)calloc((size_t)h->n * h->out_dim, sizeof(float));
+        double *t = (double *)malloc(sizeof(double) * runs), med, flops;
+        size_t i;
+        if (!in || !w || !b || !out || !t) {
+            fprintf(stderr, "matmul_bench: out of memory\n");
+            return 1;
+        }
+        for (i = 0; i < (size_t)h->n * h->in_dim; i++) in[i] = (float)((i * 7) % 13) * 0.01f - 0.06f;
+        for (i = 0; i < np; i++) w[i] = (float)((i * 5) % 11) * 0.002f - 0.01f;
+        for (i = 0; i < (size_t)h->out_dim; i++) b[i] = 0.01f;
+        matmul_forward(out, in, w, b, h->n, h->in_dim, h->out_dim, h->mode); /* warm-up */
+        for (r = 0; r < runs; r++) {
+            double t0 = now();
+            matmul_forward(out, in, w, b, h->n, h->in_dim, h->out_dim, h->mode);
+            t[r] = now() - t0;
+        }
+        qsort(t, (size_t)runs, sizeof *t, by_value);
+        med = t[runs / 2];
+        flops = 2.0 * h->n * h->in_dim * h->out_dim / med;
+        printf("| %s | %d x %d -> %d | %.3f ms | %.1f | %.0f%% |\n", h->what, h->n, h->in_dim, h->out_dim, med * 1e3,
+               flops * 1e-9, 100.0 * flops / peak);
+        free(in);
+        free(w);
+        free(b);
+        free(out);
+        free(t);
+    }
+    return 0;
+}
