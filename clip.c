@@ -494,14 +494,15 @@ clip_model *clip_model_load_memory(const void *data, size_t size, char *err)
     return m;
 }
 
-clip_model *clip_model_load(const char *path, char *err)
+/* clip_model_load(_read): the file mapped (map) or read */
+static clip_model *load_file(const char *path, int map, char *err)
 {
     clip_model *m = (clip_model *)clip_calloc(1, sizeof(clip_model));
     if (!m) {
         clip_error(err, "clip: out of memory");
         return NULL;
     }
-    if (clip_file_open(&m->source, path, err)) {
+    if (map ? clip_file_open(&m->source, path, err) : clip_file_read(&m->source, path, err)) {
         clip_free(m);
         return NULL;
     }
@@ -512,6 +513,16 @@ clip_model *clip_model_load(const char *path, char *err)
         return NULL;
     }
     return m;
+}
+
+clip_model *clip_model_load(const char *path, char *err)
+{
+    return load_file(path, 1, err);
+}
+
+clip_model *clip_model_load_read(const char *path, char *err)
+{
+    return load_file(path, 0, err);
 }
 
 void clip_model_free(clip_model *m)
@@ -720,13 +731,19 @@ static void matmul_reference(float *out, const float *in, const float *w, const 
    MM_NC columns; each output's sum is the same, in the same k order,
    whatever the width, so the width is only a matter of speed, chosen per
    target (-DMM_NC=... overrides it). Measured with gcc 12 on this
-   project's Zen 4 machine, one thread, a 400 x 768 x 3072 matmul:
-     AVX-512: 64 (6 x 64 accumulators in 24 of its 32 registers);
+   project's machine (AMD Zen 5, AVX-512 at full width), one thread, a
+   400 x 768 x 3072 matmul:
+     AVX-512: 64 (6 x 64 accumulators in 24 of its 32 registers), about
+     180 GFLOP/s;
      AVX2 + FMA without AVX-512: 32, 1.15x faster than 64;
      SSE2 (x86-64 without -march), and targets that could not be measured
-     here: 64. On SSE2, 4 is within noise of 64, and 8 or 16 (which would
-     fill its 16 registers) fall to a fifth of the speed: gcc's loop
-     vectorizer reshapes that loop badly. */
+     here: 64, about 22 GFLOP/s. Narrower SSE2 tiles written four columns
+     at a time reached 24-29 GFLOP/s when storing, but gcc compiles the
+     residual-add and activation epilogues' copies of them into slower
+     code (7-8 GFLOP/s), and 8 or 16 columns as written here fall to 3:
+     gcc's loop vectorizer reshapes the loop. SSE2's ceiling is a quarter
+     of this machine's AVX-512 (16 flops a cycle, no FMA), so a PORTABLE
+     build stays 4-5x slower here whatever the tile. */
 #ifndef MM_NC
 #if defined(__AVX__) && !defined(__AVX512F__)
 #define MM_NC 32
@@ -739,7 +756,7 @@ static void matmul_reference(float *out, const float *in, const float *w, const 
 #endif
 
 /* One mr x MM_NC tile: bias, then the products in k order. It is called
-   with constant mr (4, 5 or 6), so the compiler makes one copy per size
+   with constant mr (5 or 6), so the compiler makes one copy per size
    with fixed loop bounds and keeps the accumulators in vector registers.
    panel points at the slice's first column (rows of the panel are PANEL
    apart); rows come as pointers (a short last tile repeats a row and drops
@@ -762,11 +779,16 @@ static void matmul_tile(float *const *out, const float *const *in, const float *
         if (out[r]) epilogue(out[r], acc[r], cols, mode);
 }
 
-/* The tile height (4..6) that wastes the fewest rows on n. */
+/* The tile height, 5 or 6, that wastes the fewest rows on n. Not 4: gcc 12
+   compiles the 4-row tile another way (across the rows), and it ran at a
+   third of the speed of the 5- and 6-row tiles on this project's machine
+   (bench/matmul_bench: 4 prompts of 7 tokens, 28 rows, went from 4-row
+   tiles at 50-70 GFLOP/s to 6-row tiles at 117-190, one thread), so a few
+   repeated rows cost less. */
 static int tile_rows(int n)
 {
     int best = MM_MR, waste = INT_MAX, mr;
-    for (mr = MM_MR; mr >= 4; mr--) {
+    for (mr = MM_MR; mr >= 5; mr--) {
         int w = (n + mr - 1) / mr * mr - n;
         if (w < waste) {
             waste = w;
@@ -793,10 +815,8 @@ static void matmul_block(float *out, const float *in, const float *panel, const 
     for (c = 0; c < MM_NC; c++) b[c] = bias && c < cols ? bias[c0 + c] : 0.0f;
     if (mr == 6)
         matmul_tile(rows_out, rows_in, panel, b, in_dim, cols, mode, 6);
-    else if (mr == 5)
-        matmul_tile(rows_out, rows_in, panel, b, in_dim, cols, mode, 5);
     else
-        matmul_tile(rows_out, rows_in, panel, b, in_dim, cols, mode, 4);
+        matmul_tile(rows_out, rows_in, panel, b, in_dim, cols, mode, 5);
 }
 
 /* matmul_reference's sums, in the same k order, computed in register tiles
@@ -1583,6 +1603,8 @@ int clip_tokenize(const clip_model *m, const char *text, size_t len, int32_t *id
 
 #include "index/index.h"
 
+static int cli_no_mmap; /* --no-mmap: read the weights file instead of mapping it */
+
 static const char usage_text[] =
     "usage: clip MODEL IMAGE... LABELS [--json] [--top K] [--template T]... [--templates FILE]\n"
     "       clip embed MODEL IMAGE... [--npy OUT.npy]   image features, one JSON array per image\n"
@@ -1612,6 +1634,7 @@ static const char usage_text[] =
     "  --checkpoint S    index: flush finished rows to the disk at least every S seconds (default 10)\n"
     "  -q, --quiet       index: no progress and no summary\n"
     "  -t N              threads (default: all cores, or OMP_NUM_THREADS)\n"
+    "  --no-mmap         read the weights file into memory instead of mapping it\n"
     "  -h, --help        this text\n";
 
 static void die(const char *msg)
@@ -1839,6 +1862,8 @@ static void parse_options(cli_options *o, int argc, char **argv, int first)
             o->retry_failed = 1;
         } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
             o->quiet = 1;
+        } else if (!strcmp(a, "--no-mmap")) {
+            cli_no_mmap = 1;
         } else if (takes_value(a)) {
             if (i + 1 >= argc) usage_error("%s needs a value", a);
             option_value(o, a, argv[++i]);
@@ -1860,7 +1885,7 @@ static void free_options(cli_options *o)
 static clip_model *cli_load(const char *path)
 {
     char err[CLIP_ERR_SIZE];
-    clip_model *m = clip_model_load(path, err);
+    clip_model *m = cli_no_mmap ? clip_model_load_read(path, err) : clip_model_load(path, err);
     if (!m) die(err);
     return m;
 }

@@ -116,6 +116,11 @@ typedef struct {
 
 /* Load a weights file (memory-mapped where the platform allows). */
 CLIP_API clip_model *clip_model_load(const char *path, char *err);
+/* The same, with the file read into the process's own memory instead of
+   mapped: RSS grows by the file's size and loading takes a read of it, but
+   no page of the weights can be dropped and fetched again while it runs
+   (some systems reclaim mapped file pages eagerly; see bench/README.md). */
+CLIP_API clip_model *clip_model_load_read(const char *path, char *err);
 /* Use a weights file that is already in memory. The buffer must stay valid
    and unchanged until clip_model_free; it is not copied on little-endian
    hosts when 4-byte aligned. */

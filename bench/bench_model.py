@@ -373,7 +373,8 @@ def main():
                 sys.exit(f"the ONNX export disagrees with PyTorch ({', '.join(bad)} > 1e-4): not timed")
         # the settings swept: clip.c at each row's thread count; PyTorch at
         # each count and at its default (0); ONNX Runtime at each intra-op count
-        plan = [("clip.c", th) for th in threads]
+        # clip.c twice: the weights mapped (its default) and read into memory (--no-mmap), as the peers hold theirs
+        plan = [("clip.c", th) for th in threads] + [("clip.c read", th) for th in threads]
         if have_torch:
             plan += [("PyTorch", th) for th in threads] + [("PyTorch", 0)]
         if have_ort:
@@ -384,9 +385,9 @@ def main():
                 for sysname, setting in plan:
                     if (setting[1] if sysname == "ONNX RT" else setting) != th:
                         continue
-                    if sysname == "clip.c":
+                    if sysname.startswith("clip.c"):
                         cmd, env = [os.path.join(ROOT, "bench", "clip_bench"), blob, str(args.runs)], \
-                            dict(os.environ, OMP_NUM_THREADS=str(th))
+                            dict(os.environ, OMP_NUM_THREADS=str(th), CLIP_BENCH_READ=str(int(sysname != "clip.c")))
                     elif sysname == "PyTorch":
                         with open(job, "w") as f:
                             f.write(TORCH_JOB.format(root=ROOT, threads=th, folder=folder, runs=args.runs))
@@ -412,7 +413,7 @@ def main():
                     f"PyTorch's default (torch {m['torch_threads']:.0f}{blas})"
             if sysname == "ONNX RT":
                 return f"{setting[0]} export, intraOpNumThreads {setting[1]}"
-            return f"OMP_NUM_THREADS={setting}"
+            return f"OMP_NUM_THREADS={setting}" + (", weights read (--no-mmap)" if sysname != "clip.c" else "")
 
         def best(sysname, th, what):
             """The fastest setting of sysname for `what` with at most th threads."""
@@ -420,9 +421,9 @@ def main():
             return min(cands, key=lambda s: med[(sysname, s)][what]) if cands else None
 
         rows = {}
-        for sysname in ("clip.c", "ONNX RT", "PyTorch"):
+        for sysname in ("clip.c", "clip.c read", "ONNX RT", "PyTorch"):
             for th in threads:
-                si, st = (th, th) if sysname == "clip.c" else (best(sysname, th, "image_ms"), best(sysname, th, "text_ms"))
+                si, st = (th, th) if sysname.startswith("clip.c") else (best(sysname, th, "image_ms"), best(sysname, th, "text_ms"))
                 if si is not None:
                     rows[(sysname, th)] = (si, st)
         # whole process, warm page cache: clip MODEL IMAGE LABELS vs Python + PyTorch, 4 labels
@@ -449,18 +450,18 @@ def main():
         print(f"{args.model}, random weights, fp32, batch 1; medians over {args.rounds} interleaved rounds "
               f"of {args.runs} runs; this machine: {os.cpu_count()} cores; load average at the end: {load_average()}")
         print("every setting measured:")
-        print(f"  {'system':8s} {'setting':36s} {'image ms':>9s} {'text ms':>8s} {'load ms':>8s} {'peak RSS MiB':>13s}")
-        for (sysname, setting), m in sorted(med.items()):
-            print(f"  {sysname:8s} {name(sysname, setting):36s} {m['image_ms']:9.2f} {m['text_ms']:8.2f} "
+        print(f"  {'system':11s} {'setting':44s} {'image ms':>9s} {'text ms':>8s} {'load ms':>8s} {'peak RSS MiB':>13s}")
+        for (sysname, setting), m in sorted(med.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
+            print(f"  {sysname:11s} {name(sysname, setting):44s} {m['image_ms']:9.2f} {m['text_ms']:8.2f} "
                   f"{m['load_ms']:8.1f} {m['peak_rss_mib']:13.1f}")
         print("the table: clip.c at each thread count; ONNX Runtime and PyTorch at their fastest setting with at "
               "most that many threads, chosen per tower (load and RSS: the image tower's setting)")
-        print(f"  {'system':8s} {'threads':>7s} {'image ms':>9s} {'text ms':>8s} {'load ms':>8s} {'peak RSS MiB':>13s}"
+        print(f"  {'system':11s} {'threads':>7s} {'image ms':>9s} {'text ms':>8s} {'load ms':>8s} {'peak RSS MiB':>13s}"
               "  settings")
         for (sysname, th), (si, st) in rows.items():
             mi, mt = med[(sysname, si)], med[(sysname, st)]
             how = name(sysname, si) if si == st else f"image {name(sysname, si)}, text {name(sysname, st)}"
-            print(f"  {sysname:8s} {th:7d} {mi['image_ms']:9.2f} {mt['text_ms']:8.2f} {mi['load_ms']:8.1f} "
+            print(f"  {sysname:11s} {th:7d} {mi['image_ms']:9.2f} {mt['text_ms']:8.2f} {mi['load_ms']:8.1f} "
                   f"{mi['peak_rss_mib']:13.1f}  {how}")
         for k, v in whole.items():
             print(f"whole process ({k}{', ' + name('PyTorch', tth) if k == 'PyTorch' else ''}): "
@@ -470,10 +471,12 @@ def main():
               f"{statistics.median(r['tokenize_long_us'] for r in c1):.1f} us for a long multilingual one")
         for other, oname in (("ONNX RT", "ONNX Runtime"), ("PyTorch", "PyTorch")):
             for th in threads:
-                if (other, th) in rows:
-                    c = med[("clip.c", th)]
+                for cname in ("clip.c", "clip.c read"):
+                    if (other, th) not in rows:
+                        continue
+                    c = med[(cname, th)]
                     si, st = rows[(other, th)]
-                    print(f"ratios at {th} thread(s), clip.c / {oname} at its best: "
+                    print(f"ratios at {th} thread(s), {cname} / {oname} at its best: "
                           f"image {c['image_ms'] / med[(other, si)]['image_ms']:.2f}x, "
                           f"text {c['text_ms'] / med[(other, st)]['text_ms']:.2f}x")
         if have_torch:

@@ -51,7 +51,9 @@ int main(int argc, char **argv)
         return 2;
     }
     t0 = now();
-    m = clip_model_load(argv[1], err);
+    /* CLIP_BENCH_READ=1: the weights read into memory (clip --no-mmap) */
+    m = getenv("CLIP_BENCH_READ") && !strcmp(getenv("CLIP_BENCH_READ"), "1") ? clip_model_load_read(argv[1], err)
+                                                                           : clip_model_load(argv[1], err);
     load = now() - t0;
     if (!m) {
         fprintf(stderr, "%s\n", err);

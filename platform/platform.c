@@ -265,6 +265,14 @@ int clip_file_open(clip_file *f, const char *path, char *err)
     return f->data ? 0 : -1;
 }
 
+int clip_file_read(clip_file *f, const char *path, char *err)
+{
+    f->mapped = 0;
+    f->size = 0;
+    f->data = clip_read_file(path, &f->size, err);
+    return f->data ? 0 : -1;
+}
+
 void clip_file_close(clip_file *f)
 {
     if (!f->data) return;

@@ -58,6 +58,8 @@ typedef struct {
     int mapped;                /* 1: unmap on close; 0: clip_free */
 } clip_file;
 int clip_file_open(clip_file *f, const char *path, char *err);
+/* The same, always read into memory (never mapped). */
+int clip_file_read(clip_file *f, const char *path, char *err);
 void clip_file_close(clip_file *f);
 
 /* ---- directories and durable files ----

@@ -123,6 +123,7 @@ def _proto(name, restype, *argtypes):
 
 
 clip_model_load = _proto("clip_model_load", c_void_p, c_char_p, c_char_p)
+clip_model_load_read = _proto("clip_model_load_read", c_void_p, c_char_p, c_char_p)
 clip_model_free = _proto("clip_model_free", None, c_void_p)
 clip_model_config = _proto("clip_model_config", ctypes.POINTER(_Config), c_void_p)
 clip_model_fingerprint = _proto("clip_model_fingerprint", ctypes.c_uint64, c_void_p)
@@ -229,13 +230,14 @@ def _string_array(items):
 # The model
 
 class Model:
-    """A weights file made by export_weights.py, loaded (memory-mapped).
+    """A weights file made by export_weights.py, loaded (memory-mapped; with
+    mmap=False read into memory, as `clip --no-mmap`).
 
     Model(path) raises ClipError with the library's message when the file
     cannot be used. Use it as a context manager, or call close(); both
     release it at once instead of when it is garbage-collected."""
 
-    def __init__(self, path):
+    def __init__(self, path, mmap=True):
         err = ctypes.create_string_buffer(ERR_SIZE)
         self._m = None
         self._lock = threading.Lock()
@@ -245,7 +247,7 @@ class Model:
         name = os.fsencode(path)
         if not name or b"\0" in name:
             raise ValueError(f"clipc: {path!r} is not a valid path")
-        m = clip_model_load(name, err)
+        m = (clip_model_load if mmap else clip_model_load_read)(name, err)
         if not m:
             raise ClipError(_message(err))
         self._m = m

@@ -87,6 +87,10 @@ check(rc == 2, "--template without {}: exit 2")
 a = run(["embed", "-t", "2", blob, crop])[1]
 b = run(["embed", blob, crop, "-t", "1"])[1]
 check(a == b and len(a) > 10, "embed: -t before or after, 1 or 2 threads: identical output")
+c = run(["embed", "--no-mmap", blob, crop])[1]
+d = run(["--no-mmap", "--json", blob, img, lab])[1]
+check(c == a and d == run(["--json", blob, img, lab])[1],
+      "--no-mmap (the weights read, not mapped): identical output for embed and classification")
 a = run(["--json", blob, img, lab])[1]
 b = run([blob, "--json", img, lab])[1]
 check(a == b and a, "classification: --json anywhere")

@@ -122,7 +122,9 @@ static void test_matmul(void)
         free(refd);
     }
     /* the tile height wastes fewest rows; packed sizes saturate instead of wrapping */
-    report(tile_rows(12) == 6 && tile_rows(10) == 5 && tile_rows(8) == 4 && tile_rows(50) == 5, "tile_rows", 0.0);
+    report(tile_rows(12) == 6 && tile_rows(10) == 5 && tile_rows(8) == 5 && tile_rows(50) == 5 && tile_rows(28) == 6 &&
+               tile_rows(1) == 5,
+           "tile_rows", 0.0);
     report(packed_size(3, 65) == 3 * 128 && packed_size(SIZE_MAX / 64, 65) == SIZE_MAX, "packed_size", 0.0);
 }
 

@@ -240,11 +240,12 @@ def model_checks(name):
 BLOB = model_checks("tiny-quickgelu")
 BLOB2 = model_checks("tiny-gelu")
 
-# a quarter-size file: its type in the config, the same numbers as the CLI's
+# a quarter-size file, read into memory (mmap=False: clip_model_load_read): its type in the config, the
+# same numbers as the CLI's
 q8 = typed_model("tiny-gelu", "q8")
-with clipc.Model(q8) as m:
+with clipc.Model(q8, mmap=False) as m:
     check(m.config["weight_type"] == 3, f"a q8 file's config says weight_type 3 ({m.config['weight_type']})")
-    same("a q8 file: images from paths", m.encode_image(PATHS), cli_embed(q8, PATHS))
+    same("a q8 file read with mmap=False: images from paths", m.encode_image(PATHS), cli_embed(q8, PATHS))
     same("a q8 file: texts", m.encode_text(["a photo of a cat", "x " * 20]),
          cli_embed(q8, ["--text", "a photo of a cat", "x " * 20]))
 
