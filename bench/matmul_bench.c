@@ -1,12 +1,13 @@
 /* matmul_bench: clip.c's matmul on each shape of a ViT-B/32 forward pass,
-   as GFLOP/s and as a fraction of this machine's float32 peak, so the gap
-   to the limit is visible shape by shape.
+   and its attention for ViT-B/32, B/16, L/14 and prompts, as GFLOP/s and
+   as a fraction of this machine's float32 peak, so the gap to the limit is
+   visible shape by shape.
      matmul_bench [RUNS]        (threads: OMP_NUM_THREADS)
    The peak is measured here, in the same build and with the same threads: a
    loop of independent multiply-adds on vectors that stay in registers
    (twelve accumulators of 16 floats, so the compiler keeps every FMA unit
    busy). Like test_ops.c, this file includes clip.c to reach its static
-   functions. Prints one Markdown table. */
+   functions. Prints two Markdown tables. */
 #define _POSIX_C_SOURCE 200809L
 #define CLIP_NO_MAIN
 #include "../clip.c"
@@ -66,6 +67,34 @@ typedef struct {
     int n, in_dim, out_dim, mode;
 } shape;
 
+/* attention_forward on n_seqs sequences of len rows: median seconds */
+static double time_attention(int len, int n_seqs, int dim, int heads, int causal, int runs)
+{
+    int n = len * n_seqs, starts[65], r, i;
+    float *qkv = (float *)malloc(sizeof(float) * (size_t)n * 3 * dim), *out = (float *)malloc(sizeof(float) * n * dim);
+    float *scratch = (float *)malloc(sizeof(float) * attention_scratch(n, dim, heads, len, n_seqs));
+    double *t = (double *)malloc(sizeof(double) * runs), med;
+    if (!qkv || !out || !scratch || !t || n_seqs > 64) {
+        fprintf(stderr, "matmul_bench: out of memory\n");
+        exit(1);
+    }
+    for (i = 0; i < n * 3 * dim; i++) qkv[i] = (float)((i * 7) % 13) * 0.05f - 0.3f;
+    for (i = 0; i <= n_seqs; i++) starts[i] = i * len;
+    attention_forward(out, qkv, scratch, n, dim, heads, causal, starts, n_seqs, len); /* warm-up */
+    for (r = 0; r < runs; r++) {
+        double t0 = now();
+        attention_forward(out, qkv, scratch, n, dim, heads, causal, starts, n_seqs, len);
+        t[r] = now() - t0;
+    }
+    qsort(t, (size_t)runs, sizeof *t, by_value);
+    med = t[runs / 2];
+    free(qkv);
+    free(out);
+    free(scratch);
+    free(t);
+    return med;
+}
+
 int main(int argc, char **argv)
 {
     static const shape shapes[] = {
@@ -122,6 +151,28 @@ int main(int argc, char **argv)
         free(b);
         free(out);
         free(t);
+    }
+    /* attention: q k^T and p v, 2 * 2 * len * keys * dim flops a sequence
+       (a causal row has as many keys as its position) */
+    {
+        static const struct {
+            const char *what;
+            int len, n_seqs, dim, heads, causal;
+        } att[] = {
+            {"ViT-B/32 image", 50, 1, 768, 12, 0},  {"ViT-B/16 image", 197, 1, 768, 12, 0},
+            {"ViT-L/14 image", 257, 1, 1024, 16, 0}, {"8 ViT-B/32 images", 50, 8, 768, 12, 0},
+            {"4 prompts of 7 tokens", 7, 4, 512, 8, 1}, {"4 prompts of 77 tokens", 77, 4, 512, 8, 1},
+        };
+        printf("\n| attention (one layer) | sequences x tokens, width / heads | median | GFLOP/s | of peak |\n"
+               "| --- | --- | --- | --- | --- |\n");
+        for (s = 0; s < (int)(sizeof att / sizeof att[0]); s++) {
+            double med = time_attention(att[s].len, att[s].n_seqs, att[s].dim, att[s].heads, att[s].causal, runs);
+            double keys = att[s].causal ? att[s].len * (att[s].len + 1) / 2.0 : (double)att[s].len * att[s].len;
+            double flops = 4.0 * keys * att[s].dim * att[s].n_seqs / med;
+            printf("| %s | %d x %d, %d / %d%s | %.3f ms | %.1f | %.0f%% |\n", att[s].what, att[s].n_seqs, att[s].len,
+                   att[s].dim, att[s].heads, att[s].causal ? ", causal" : "", med * 1e3, flops * 1e-9,
+                   100.0 * flops / peak);
+        }
     }
     return 0;
 }

@@ -6,8 +6,10 @@
        matmul_reference against a plain (out, in) matmul, which also checks
        the panel layout (weight_at, packed_size);
      - layernorm_forward against a float64 LayerNorm;
-     - attention_forward against a float64 softmax attention, one sequence,
-       causal, and several sequences packed into one matrix;
+     - attention_forward and attention_reference against a float64 softmax
+       attention, one sequence, causal, and several sequences packed into
+       one matrix (each also alone: the same bits), and against each other;
+     - exp_fast against exp on a sweep of the floats;
      - the reduced-precision weights: half_to_float on all 65,536 halves
        against IEEE's definition, and matmul_expanded / expand_row on f16,
        bf16 and q8 data against weights decoded here from the layout README
@@ -315,53 +317,94 @@ static void attention_row_ref(double *o, const float *qkv, int dim, int heads, i
 
 static void test_attention(void)
 {
-    /* n rows, dim, heads, causal, sequences packed (0: one sequence without first/last) */
-    static const int cases[][5] = {{1, 8, 1, 0, 0}, {5, 12, 3, 0, 0}, {50, 64, 4, 0, 0}, {7, 40, 5, 1, 0},
-                                   {77, 64, 8, 1, 0}, {20, 24, 2, 1, 3}, {9, 16, 2, 0, 2}};
+    /* n rows, dim, heads, causal, sequences packed (0: one sequence) */
+    static const int cases[][5] = {{1, 8, 1, 0, 0},    {5, 12, 3, 0, 0},  {50, 64, 4, 0, 0},  {7, 40, 5, 1, 0},
+                                   {77, 64, 8, 1, 0},  {20, 24, 2, 1, 3}, {9, 16, 2, 0, 2},   {197, 768, 12, 0, 0},
+                                   {150, 160, 2, 0, 3}, {140, 128, 2, 1, 4}, {31, 6, 3, 0, 5}};
     unsigned seed = 3;
     int c, i;
     for (c = 0; c < (int)(sizeof cases / sizeof cases[0]); c++) {
-        int n = cases[c][0], dim = cases[c][1], heads = cases[c][2], causal = cases[c][3], nseq = cases[c][4];
-        int hd = dim / heads, h, seq = 0, *first = NULL, *last = NULL;
+        int n = cases[c][0], dim = cases[c][1], heads = cases[c][2], causal = cases[c][3];
+        int nseq = cases[c][4] ? cases[c][4] : 1, hd = dim / heads, h, s, seq = 0, starts[8];
         float *qkv = (float *)malloc(sizeof(float) * n * 3 * dim), *out = (float *)malloc(sizeof(float) * n * dim);
-        double *want = (double *)malloc(sizeof(double) * n * dim), err;
-        float *att;
-        char what[128];
+        float *ref = (float *)malloc(sizeof(float) * n * dim), *att;
+        double *want = (double *)malloc(sizeof(double) * n * dim), *refd = (double *)malloc(sizeof(double) * n * dim);
+        double err;
+        char what[160], shape[96];
         for (i = 0; i < n * 3 * dim; i++) qkv[i] = 2.0f * frand(&seed);
-        if (nseq) { /* sequences of unequal lengths, one after another */
-            int start = 0, s;
-            first = (int *)malloc(sizeof(int) * n);
-            last = (int *)malloc(sizeof(int) * n);
-            for (s = 0; s < nseq; s++) {
-                int len = s + 1 < nseq ? (n / nseq) + s : n - start, r;
-                for (r = start; r < start + len; r++) {
-                    first[r] = start;
-                    last[r] = causal ? r : start + len - 1;
-                }
-                if (len > seq) seq = len;
-                start += len;
-            }
-        } else {
-            seq = n;
+        /* sequences of unequal lengths, one after another */
+        for (s = 0, starts[0] = 0; s < nseq; s++) {
+            starts[s + 1] = s + 1 < nseq ? starts[s] + n / nseq + s : n;
+            if (starts[s + 1] - starts[s] > seq) seq = starts[s + 1] - starts[s];
         }
-        att = (float *)malloc(sizeof(float) * heads * n * seq);
-        attention_forward(out, qkv, att, n, dim, heads, causal, first, last, seq);
-        for (i = 0; i < n; i++)
-            for (h = 0; h < heads; h++) {
-                int j0 = first ? first[i] : 0, j1 = last ? last[i] : causal ? i : n - 1;
-                attention_row_ref(want + i * dim + h * hd, qkv, dim, heads, h, i, j0, j1);
-            }
+        att = (float *)malloc(sizeof(float) * attention_scratch(n, dim, heads, seq, nseq));
+        attention_forward(out, qkv, att, n, dim, heads, causal, starts, nseq, seq);
+        attention_reference(ref, qkv, att, n, dim, heads, causal, starts, nseq, seq);
+        for (s = 0; s < nseq; s++)
+            for (i = starts[s]; i < starts[s + 1]; i++)
+                for (h = 0; h < heads; h++)
+                    attention_row_ref(want + i * dim + h * hd, qkv, dim, heads, h, i, starts[s],
+                                      causal ? i : starts[s + 1] - 1);
+        snprintf(shape, sizeof shape, "%d rows, dim %d, %d heads%s%s", n, dim, heads, causal ? ", causal" : "",
+                 nseq > 1 ? ", packed sequences" : "");
         err = rel_diff(out, want, (size_t)n * dim);
-        snprintf(what, sizeof what, "attention_forward %d rows, dim %d, %d heads%s%s vs float64", n, dim, heads,
-                 causal ? ", causal" : "", nseq ? ", packed sequences" : "");
+        snprintf(what, sizeof what, "attention_forward %s vs float64", shape);
         report(err <= 1e-5, what, err);
+        err = rel_diff(ref, want, (size_t)n * dim);
+        snprintf(what, sizeof what, "attention_reference %s vs float64", shape);
+        report(err <= 1e-5, what, err);
+        for (i = 0; i < n * dim; i++) refd[i] = ref[i];
+        err = rel_diff(out, refd, (size_t)n * dim);
+        snprintf(what, sizeof what, "attention_forward %s vs attention_reference", shape);
+        report(err <= 2e-6, what, err);
+        /* each sequence alone gives its rows of the packed result, bit for bit */
+        if (nseq > 1) {
+            int same = 1, one[2];
+            for (s = 0; s < nseq; s++) {
+                int len = starts[s + 1] - starts[s];
+                one[0] = 0;
+                one[1] = len;
+                attention_forward(ref, qkv + (size_t)starts[s] * 3 * dim, att, len, dim, heads, causal, one, 1, len);
+                if (memcmp(ref, out + (size_t)starts[s] * dim, sizeof(float) * len * dim)) same = 0;
+            }
+            snprintf(what, sizeof what, "attention_forward %s: each sequence alone, bit for bit", shape);
+            report(same, what, 0.0);
+        }
         free(qkv);
         free(out);
+        free(ref);
         free(want);
+        free(refd);
         free(att);
-        free(first);
-        free(last);
     }
+}
+
+/* exp_fast against libm's expf on a sweep of all floats (every 61st), in
+   units in the last place of the float64 result, and its saturation */
+static void test_exp_fast(void)
+{
+    double worst = 0.0, at = 0.0;
+    uint32_t u;
+    int bad = 0;
+    for (u = 0; u < 0xFF800000u; u += 61) {
+        float x, y;
+        double want, ulp;
+        memcpy(&x, &u, sizeof x);
+        y = exp_fast(x);
+        want = exp((double)x);
+        if (!(x >= -87.0f && x <= 88.7228317f)) { /* outside: saturates (or NaN) */
+            if (x != x ? y == y : x < 0 ? !(y >= 0.0f && y <= 1.2e-38f) : !(y >= 3.4e38f && y <= FLT_MAX)) bad++, printf("     exp_fast(%.9g) = %.9g\n", x, y);
+            continue;
+        }
+        if (want < 2e-38) { /* the bottom end: 0 or within a relative 1e-6 */
+            if (y != 0.0f && fabs(y - want) > 1e-6 * want) bad++;
+            continue;
+        }
+        ulp = ldexp(1.0, ilogb(want) - 23);
+        if (fabs(y - want) / ulp > worst) worst = fabs(y - want) / ulp, at = x;
+    }
+    printf("     exp_fast: worst %.3f ulp at x = %.9g\n", worst, at);
+    report(worst <= 1.5 && !bad, "exp_fast vs exp on a sweep of the floats (ulp), saturation outside", worst);
 }
 
 int main(void)
@@ -370,6 +413,7 @@ int main(void)
     test_typed();
     test_layernorm();
     test_attention();
+    test_exp_fast();
     printf("test_ops: %d passed, %d failed\n", checks - failures, failures);
     return failures ? 1 : 0;
 }
