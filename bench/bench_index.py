@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -192,16 +193,19 @@ def read_files_tsv(index):
 
 def run_clip_index(blob, index, folder, threads):
     shutil.rmtree(index, ignore_errors=True)
+    u0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     p = subprocess.run([CLIP, "index", blob, index, folder], env=dict(os.environ, OMP_NUM_THREADS=str(threads)),
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True)
     wall = time.perf_counter() - t
+    u1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (u1.ru_utime - u0.ru_utime) + (u1.ru_stime - u0.ru_stime)
     err = p.stderr.decode()
     m = re.search(r"this run: (\d+) embedded \(([\d.]+) images/s\)", err)
     if not m:
         raise RuntimeError(f"unexpected clip index output: {err}")
     n, rate = int(m.group(1)), float(m.group(2))
-    return {"wall_s": wall, "embed_s": n / rate, "files": n, "summary": err.strip()}
+    return {"wall_s": wall, "embed_s": n / rate, "files": n, "summary": err.strip(), "cpu_s": cpu}
 
 
 def run_python(job, threads):
@@ -339,6 +343,10 @@ def main():
             cw, ce = med(("clip", th), "wall_s"), med(("clip", th), "embed_s")
             print(f"ratio of throughputs, clip {th} thread(s) / Python (torch {best} thread(s), its faster setting): "
                   f"whole process {pw / cw:.2f}x, embedding only {pe / ce:.2f}x")
+        for th in clip_threads:
+            cw, cc = med(("clip", th), "wall_s"), med(("clip", th), "cpu_s")
+            print(f"clip index, {th} thread(s): {cc:.1f} s of CPU time in {cw:.1f} s = {cc / cw:.2f} of {th} "
+                  f"core(s) busy on average (what overlapping decoding with encoding could still win is the rest)")
         print(f"checks: rows vs clip embed {d_embed:.1e} (<= 1e-6), crops identical to Pillow's "
               f"({'yes' if crop_diff == 0 else 'NO'}), clip vs PyTorch features max |diff| "
               f"{max(d_py.values()):.1e}: {'all ok' if ok else 'FAILED'}")

@@ -102,6 +102,7 @@ int main(int argc, char **argv)
         {"image: q, k, v", 50, 768, 2304, MM_STORE},
         {"image: out_proj", 50, 768, 768, MM_RESIDUAL_ADD},
         {"image: fc1 + quick_gelu", 50, 768, 3072, MM_QUICK_GELU},
+        {"image: fc1 + gelu (open_clip)", 50, 768, 3072, MM_GELU},
         {"image: fc2", 50, 3072, 768, MM_RESIDUAL_ADD},
         {"8 images: q, k, v", 400, 768, 2304, MM_STORE},
         {"8 images: fc1 + quick_gelu", 400, 768, 3072, MM_QUICK_GELU},

@@ -1599,7 +1599,10 @@ int clip_index_update(clip_model *m, const char *model_path, const char *dir, co
         p.todo = n_todo;
         if (opt->progress && n_todo) opt->progress(opt->ctx, &p);
         for (i = 0; i < n_todo; i += IMAGES_PER_BATCH) {
-            int n = n_todo - i < IMAGES_PER_BATCH ? (int)(n_todo - i) : IMAGES_PER_BATCH;
+            int n = n_todo - i < IMAGES_PER_BATCH ? (int)(n_todo - i) : IMAGES_PER_BATCH, k;
+            /* the disk reads the next batch while this one is decoded and encoded */
+            for (k = 0; i + (size_t)n + (size_t)k < n_todo && k < IMAGES_PER_BATCH; k++)
+                clip_file_prefetch(todo[i + (size_t)n + (size_t)k]->path);
             if (embed_batch(m, ix, &j, todo + i, n, feats, &added, &p.failed, err)) goto done;
             p.done = i + (size_t)n;
             p.seconds = clip_seconds() - t0;

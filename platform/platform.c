@@ -191,6 +191,19 @@ unsigned char *clip_read_file(const char *path, size_t *size, char *err)
     return buf;
 }
 
+void clip_file_prefetch(const char *path)
+{
+#if defined(CLIP_HAVE_POSIX_FS) && defined(POSIX_FADV_WILLNEED)
+    int fd = open(path, O_RDONLY);
+    if (fd >= 0) {
+        (void)posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+        close(fd);
+    }
+#else
+    (void)path;
+#endif
+}
+
 /* Map the file; 0 with f->data set, 1 when mapping is not possible here
    (the caller reads it instead), -1 on an error worth reporting. */
 static int map_file(clip_file *f, const char *path, char *err)

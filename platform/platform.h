@@ -61,6 +61,10 @@ int clip_file_open(clip_file *f, const char *path, char *err);
 /* The same, always read into memory (never mapped). */
 int clip_file_read(clip_file *f, const char *path, char *err);
 void clip_file_close(clip_file *f);
+/* A hint that the program will read the file soon: the system may start
+   reading it in the background (posix_fadvise WILLNEED). Does nothing where
+   that is not available, or when the file cannot be opened. */
+void clip_file_prefetch(const char *path);
 
 /* ---- directories and durable files ----
    What clip index needs of the host: messages name the path but carry no

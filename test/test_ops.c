@@ -9,7 +9,8 @@
      - attention_forward and attention_reference against a float64 softmax
        attention, one sequence, causal, and several sequences packed into
        one matrix (each also alone: the same bits), and against each other;
-     - exp_fast against exp on a sweep of the floats;
+     - exp_fast against exp on a sweep of the floats, gelu_fast against
+       the float64 GELU;
      - the reduced-precision weights: half_to_float on all 65,536 halves
        against IEEE's definition, and matmul_expanded / expand_row on f16,
        bf16 and q8 data against weights decoded here from the layout README
@@ -407,6 +408,24 @@ static void test_exp_fast(void)
     report(worst <= 1.5 && !bad, "exp_fast vs exp on a sweep of the floats (ulp), saturation outside", worst);
 }
 
+/* gelu_fast against the float64 GELU, x * Phi(x), on a sweep of [-30, 30] in
+   steps of 2^-12 and at the ends */
+static void test_gelu_fast(void)
+{
+    static const float ends[] = {-1e30f, -1e4f, -87.0f, 0.0f, 1e-30f, 1e4f, 1e30f};
+    double worst = 0.0, at = 0.0;
+    int i, bad = 0;
+    for (i = -30 * 4096; i <= 30 * 4096 + 6; i++) {
+        float x = i <= 30 * 4096 ? (float)i / 4096.0f : ends[i - 30 * 4096 - 1];
+        double want = 0.5 * x * (1.0 + erf(x / sqrt(2.0))), e = fabs(gelu_fast(x) - want);
+        if (!(e <= 1e-30 || e / (fabs(x) > 1.0 ? fabs(x) : 1.0) <= 2.5e-7)) bad++;
+        e /= fabs(x) > 1.0 ? fabs(x) : 1.0;
+        if (e > worst) worst = e, at = x;
+    }
+    printf("     gelu_fast: worst %.3g max(1, |x|) at x = %.9g\n", worst, at);
+    report(!bad && gelu_fast(NAN) != gelu_fast(NAN), "gelu_fast vs float64 GELU (error / max(1, |x|)), NaN", worst);
+}
+
 int main(void)
 {
     test_matmul();
@@ -414,6 +433,7 @@ int main(void)
     test_layernorm();
     test_attention();
     test_exp_fast();
+    test_gelu_fast();
     printf("test_ops: %d passed, %d failed\n", checks - failures, failures);
     return failures ? 1 : 0;
 }

@@ -49,7 +49,7 @@ BREAKS = [
     ("matmul drops the last input column", "clip.c", "for (k = 0; k < in_dim; k++) {",
      "for (k = 0; k < in_dim - 1; k++) {", "vision embeddings"),
     ("quick_gelu with sigmoid(x)", "clip.c", "exp_fast(-1.702f * x)", "exp_fast(-x)", "vision layer 0"),
-    ("gelu without the 1/sqrt(2)", "clip.c", "erff(x * 0.70710678118654752f)", "erff(x)", "text layer 0"),
+    ("gelu without the 1/sqrt(2)", "clip.c", "z.f = x * 0.70710678118654752f;", "z.f = x;", "text layer 0"),
     ("text position embeddings shifted by one", "clip.c", "*pe = w->pos_emb + (size_t)i * D;",
      "*pe = w->pos_emb + (size_t)(i ? i - 1 : 0) * D;", "text embeddings"),
     ("text attention not causal", "clip.c", "c->text_eps, 1, starts, n_texts, max_len);",
