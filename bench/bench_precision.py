@@ -136,11 +136,15 @@ def main():
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians over them")
     ap.add_argument("--no-time", action="store_true", help="the ledger only")
     ap.add_argument("--no-ledger", action="store_true", help="sizes and times only")
+    ap.add_argument("--read", action="store_true", help="time with the weights read into memory, not mapped "
+                    "(clip --no-mmap; on a machine that reclaims mapped pages, the fair baseline)")
     args = ap.parse_args()
     for exe in (CLIP, BENCH):
         if not os.path.exists(exe):
             sys.exit(f"build {os.path.relpath(exe, ROOT)} first (make bench)")
     threads = [int(t) for t in args.threads.split(",")]
+    if args.read:
+        os.environ["CLIP_BENCH_READ"] = "1"
     for name in args.model or ["ViT-B-32"]:
         work = tempfile.mkdtemp(prefix="clip-precision-")
         try:
@@ -161,7 +165,8 @@ def main():
                 t = timing(blobs, threads, args.runs, args.rounds)
                 base = {r["threads"]: r for r in t if r["dtype"] == "f32"}
                 print(f"\n{args.rounds} interleaved rounds of {args.runs} runs (bench/clip_bench), medians; "
-                      "text: 4 prompts of 7 tokens as one batch")
+                      "text: 4 prompts of 7 tokens as one batch; weights "
+                      f"{'read into memory (--read)' if args.read else 'mapped'}")
                 print("| threads | file | image (ms) | x float32 | text (ms) | x float32 | batch of 8, per image (ms) | "
                       "x batch of 1 | peak RSS (MiB) | RSS - file (MiB) |")
                 print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
