@@ -127,19 +127,20 @@ int main(int argc, char **argv)
         float *in = (float *)malloc(sizeof(float) * (size_t)h->n * h->in_dim);
         float *w = (float *)malloc(sizeof(float) * np), *b = (float *)malloc(sizeof(float) * h->out_dim);
         float *out = (float *)calloc((size_t)h->n * h->out_dim, sizeof(float));
+        float *part = (float *)malloc(sizeof(float) * (size_t)h->n * h->out_dim); /* as the encoder gives fc2 */
         double *t = (double *)malloc(sizeof(double) * runs), med, flops;
         size_t i;
-        if (!in || !w || !b || !out || !t) {
+        if (!in || !w || !b || !out || !part || !t) {
             fprintf(stderr, "matmul_bench: out of memory\n");
             return 1;
         }
         for (i = 0; i < (size_t)h->n * h->in_dim; i++) in[i] = (float)((i * 7) % 13) * 0.01f - 0.06f;
         for (i = 0; i < np; i++) w[i] = (float)((i * 5) % 11) * 0.002f - 0.01f;
         for (i = 0; i < (size_t)h->out_dim; i++) b[i] = 0.01f;
-        matmul_forward(out, in, w, b, h->n, h->in_dim, h->out_dim, h->mode); /* warm-up */
+        matmul_forward(out, in, w, b, h->n, h->in_dim, h->out_dim, h->mode, part); /* warm-up */
         for (r = 0; r < runs; r++) {
             double t0 = now();
-            matmul_forward(out, in, w, b, h->n, h->in_dim, h->out_dim, h->mode);
+            matmul_forward(out, in, w, b, h->n, h->in_dim, h->out_dim, h->mode, part);
             t[r] = now() - t0;
         }
         qsort(t, (size_t)runs, sizeof *t, by_value);
@@ -148,6 +149,7 @@ int main(int argc, char **argv)
         printf("| %s | %d x %d -> %d | %.3f ms | %.1f | %.0f%% |\n", h->what, h->n, h->in_dim, h->out_dim, med * 1e3,
                flops * 1e-9, 100.0 * flops / peak);
         free(in);
+        free(part);
         free(w);
         free(b);
         free(out);
