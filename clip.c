@@ -1275,9 +1275,12 @@ static void attention_forward(float *out, const float *qkv, float *scratch, int 
         attention_reference(out, qkv, scratch, n, dim, heads, causal, starts, n_seqs, seq);
         return;
     }
+    /* both loops head-major with static schedules, so that a thread reads
+       the panels it copied itself (handing them between cores made two
+       threads slower than one on ViT-B/32's 50 tokens) */
     OMP("omp parallel for schedule(static) if ((size_t)n * seq * dim > 65536)")
     for (job = 0; job < n_seqs * heads; job++) {
-        int sq = job / heads, h = job % heads, s0 = starts[sq], len = starts[sq + 1] - s0, j, d, c;
+        int sq = job % n_seqs, h = job / n_seqs, s0 = starts[sq], len = starts[sq + 1] - s0, j, d, c;
         float *k_t = kt + (size_t)dim * ((size_t)s0 + (size_t)PANEL * sq) + (size_t)h * hd * (len + PANEL);
         float *v_p = vt + ((size_t)s0 * heads + (size_t)h * len) * hdp;
         for (j = 0; j < len; j++) {
@@ -1298,7 +1301,7 @@ static void attention_forward(float *out, const float *qkv, float *scratch, int 
                 memset(k_t + ((size_t)(len / PANEL) * hd + d) * PANEL + len % PANEL, 0,
                        (size_t)(PANEL - len % PANEL) * sizeof(float));
     }
-    OMP("omp parallel for schedule(dynamic, 8) if ((size_t)n * seq * dim > 65536)")
+    OMP("omp parallel for schedule(static) if ((size_t)n * seq * dim > 65536)")
     for (job = 0; job < heads * n; job++) {
         int h = job / n, i = job % n, sq = sequence_of(starts, n_seqs, i), s0 = starts[sq], s1 = starts[sq + 1];
         int len = s1 - s0, mr = tile_rows(len), last, keys, r, j;
