@@ -908,10 +908,19 @@ static int tile_rows(int n)
 #define MM_KC 1024
 #endif
 
-/* how many k blocks, of at most MM_KC each, a product over in_dim takes */
-static int k_blocks(int in_dim)
+/* How many k blocks, of at most MM_KC each, a product over in_dim takes:
+   one for a residual add with nowhere but out to keep its running sums
+   (partial NULL), since out holds the residual until the end. */
+static int k_blocks(int in_dim, int mode, const float *partial)
 {
+    if (mode == MM_RESIDUAL_ADD && !partial) return 1;
     return in_dim > MM_KC ? (in_dim + MM_KC - 1) / MM_KC : 1;
+}
+
+/* where k block kb of blocks starts (kb = blocks: where the last ends) */
+static int k_bound(int in_dim, int kb, int blocks)
+{
+    return (int)((long long)in_dim * kb / blocks);
 }
 
 /* The tile of rows r0 .. r0+mr-1 (rows past n repeat the last and are
@@ -980,7 +989,7 @@ static void matmul_forward(float *out, const float *in, const float *w, const fl
                            int out_dim, int mode, float *partial)
 {
     int mr = tile_rows(n), row_blocks = (n + mr - 1) / mr, slices = (out_dim + MM_NC - 1) / MM_NC;
-    int blocks = mode == MM_RESIDUAL_ADD && !partial ? 1 : k_blocks(in_dim);
+    int blocks = k_blocks(in_dim, mode, partial);
     if (CLIP_REFERENCE_OPS) {
         matmul_reference(out, in, w, bias, n, in_dim, out_dim, mode);
         return;
@@ -993,7 +1002,7 @@ static void matmul_forward(float *out, const float *in, const float *w, const fl
     {
         int kb, blk;
         for (kb = 0; kb < blocks; kb++) {
-            int k0 = (int)((long long)in_dim * kb / blocks), k1 = (int)((long long)in_dim * (kb + 1) / blocks);
+            int k0 = k_bound(in_dim, kb, blocks), k1 = k_bound(in_dim, kb + 1, blocks);
             OMP("omp for schedule(static)")
             for (blk = 0; blk < row_blocks * slices; blk++) {
                 int r0 = (blk % row_blocks) * mr, c0 = (blk / row_blocks) * MM_NC, p = c0 / PANEL;
@@ -1138,7 +1147,7 @@ static void matmul_expanded(const clip_context *ctx, float *out, const float *in
                             const float *bias, int n, int in_dim, int out_dim, int mode, float *partial)
 {
     int panels = (out_dim + PANEL - 1) / PANEL, slots = ctx->panel_slots, mr = tile_rows(n), s;
-    int blocks = mode == MM_RESIDUAL_ADD && !partial ? 1 : k_blocks(in_dim);
+    int blocks = k_blocks(in_dim, mode, partial);
     size_t pb = panel_bytes((size_t)in_dim, type);
     if (!partial) partial = out;
     OMP("omp parallel for schedule(static, 1) if ((size_t)n * in_dim * out_dim > 65536)")
@@ -1150,7 +1159,7 @@ static void matmul_expanded(const clip_context *ctx, float *out, const float *in
             const char *next = p + 1 < (s + 1) * panels / slots ? (const char *)w + (size_t)(p + 1) * pb : NULL;
             expand_panel(buf, w + (size_t)p * pb, type, in_dim);
             for (kb = 0; kb < blocks; kb++) {
-                int k0 = (int)((long long)in_dim * kb / blocks), k1 = (int)((long long)in_dim * (kb + 1) / blocks);
+                int k0 = k_bound(in_dim, kb, blocks), k1 = k_bound(in_dim, kb + 1, blocks);
                 for (c0 = p * PANEL; c0 < out_dim && c0 < (p + 1) * PANEL; c0 += MM_NC)
                     for (r0 = 0; r0 < n; r0 += mr)
                         matmul_block(out, partial, in, buf + c0 % PANEL, bias, n, in_dim, k0, k1, out_dim, mode, mr, r0,

@@ -115,7 +115,7 @@ static void test_matmul(void)
                 for (i = 0; i < n * o; i++)
                     if (inplace[i] != fast[i]) err = fmax(err, fabs((double)inplace[i] - fast[i]));
                 snprintf(what, sizeof what, "matmul_forward %dx%d @ %dx%d, %s%s: %d k block(s) with partial sums "
-                         "apart = in out / in one", n, k, k, o, mode_name[mode], with_bias ? ", bias" : "", k_blocks(k));
+                         "apart = in out / in one", n, k, k, o, mode_name[mode], with_bias ? ", bias" : "", k_blocks(k, mode, part));
                 report(FLT_EVAL_METHOD == 0 ? err == 0.0 : err <= 1e-6 * fmax(1.0, max_abs(fast, (size_t)n * o)), what,
                        err);
                 /* the plain definition, in float64 */
