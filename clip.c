@@ -17,6 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __F16C__
+#include <immintrin.h> /* the compiler's own: x86's half-to-float instruction (halves_to_floats) */
+#endif
 
 /* ------------------------------------------------------------------------
    Weights. Linear layers are stored as the matmul reads them: transposed to
@@ -1049,6 +1052,27 @@ static float half_to_float(uint16_t h)
     return bits_to_float(out | ((uint32_t)h & 0x8000) << 16);
 }
 
+/* n halves to float32: the same values as half_to_float. Where the
+   compiler targets x86's F16C (-march=native on any x86 since 2013), the
+   conversion instruction does 8 at a time, about 4x the branch-free loop's
+   speed, which a half-size file pays once per weight per matmul (it was
+   0.1x of a batch-1 pass). The one difference: F16C sets a signalling
+   NaN's quiet bit, which no weight a matmul can use has anyway. */
+#if defined(__F16C__) && !CLIP_REFERENCE_OPS
+static void halves_to_floats(float *dst, const uint16_t *h, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(h + i))));
+    for (; i < n; i++) dst[i] = half_to_float(h[i]);
+}
+#else
+static void halves_to_floats(float *dst, const uint16_t *h, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++) dst[i] = half_to_float(h[i]);
+}
+#endif
+
 static float bf16_to_float(uint16_t h)
 {
     return bits_to_float((uint32_t)h << 16);
@@ -1060,7 +1084,7 @@ static void expand_panel(float *dst, const unsigned char *src, int type, int in_
     size_t i, count = (size_t)in_dim * PANEL;
     const uint16_t *h = (const uint16_t *)(const void *)src;
     if (type == CLIP_WEIGHTS_F16) {
-        for (i = 0; i < count; i++) dst[i] = half_to_float(h[i]);
+        halves_to_floats(dst, h, count);
     } else if (type == CLIP_WEIGHTS_BF16) {
         for (i = 0; i < count; i++) dst[i] = bf16_to_float(h[i]);
     } else { /* q8: blocks of Q8_BLOCK rows, each its 64 scales and then its int8s */
@@ -1089,7 +1113,7 @@ static void expand_row(float *dst, const unsigned char *table, int type, size_t 
         for (i = 0; i < cols; i++) dst[i] = ((const float *)(const void *)src)[i];
         break;
     case CLIP_WEIGHTS_F16:
-        for (i = 0; i < cols; i++) dst[i] = half_to_float(h[i]);
+        halves_to_floats(dst, h, (size_t)cols);
         break;
     case CLIP_WEIGHTS_BF16:
         for (i = 0; i < cols; i++) dst[i] = bf16_to_float(h[i]);

@@ -12,7 +12,8 @@
      - exp_fast against exp on a sweep of the floats, gelu_fast against
        the float64 GELU;
      - the reduced-precision weights: half_to_float on all 65,536 halves
-       against IEEE's definition, and matmul_expanded / expand_row on f16,
+       against IEEE's definition, halves_to_floats (F16C where built for
+       it) against half_to_float, and matmul_expanded / expand_row on f16,
        bf16 and q8 data against weights decoded here from the layout README
        documents, bit for bit.
    Prints every max error; exits 1 on any failure. */
@@ -193,6 +194,23 @@ static void test_typed(void)
         if (float_to_bits(got) != wb) bad++;
     }
     report(bad == 0, "half_to_float on all 65,536 halves vs IEEE binary16 (mismatches)", bad);
+    /* the fast conversion, in runs of every length up to 19 and the rest
+       in one: the same floats (a NaN may come back quiet) */
+    {
+        static uint16_t all[65536];
+        static float fast[65536];
+        size_t at = 0, len = 0;
+        for (h = 0; h < 65536; h++) all[h] = (uint16_t)h;
+        for (bad = 0; at < 65536; at += len) {
+            len = at + len + 1 < 65536 && len < 19 ? len + 1 : 65536 - at;
+            halves_to_floats(fast + at, all + at, len);
+        }
+        for (h = 0; h < 65536; h++) {
+            uint32_t got = float_to_bits(fast[h]), want = float_to_bits(half_to_float((uint16_t)h));
+            if (got != want && !(isnan(fast[h]) && (got | 0x00400000u) == (want | 0x00400000u))) bad++;
+        }
+        report(bad == 0, "halves_to_floats on all 65,536 halves vs half_to_float (mismatches)", bad);
+    }
     for (type = CLIP_WEIGHTS_F16; type <= CLIP_WEIGHTS_Q8; type++)
         for (s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
             int n = shapes[s][0], k = shapes[s][1], o = shapes[s][2], r, c;
