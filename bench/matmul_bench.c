@@ -1,13 +1,13 @@
 /* matmul_bench: clip.c's matmul on each shape of a ViT-B/32 forward pass,
    and its attention for ViT-B/32, B/16, L/14 and prompts, as GFLOP/s and
    as a fraction of this machine's float32 peak, so the gap to the limit is
-   visible shape by shape.
+   visible shape by shape; and LayerNorm's time against its reference.
      matmul_bench [RUNS]        (threads: OMP_NUM_THREADS)
    The peak is measured here, in the same build and with the same threads: a
    loop of independent multiply-adds on vectors that stay in registers
    (twelve accumulators of 16 floats, so the compiler keeps every FMA unit
    busy). Like test_ops.c, this file includes clip.c to reach its static
-   functions. Prints two Markdown tables. */
+   functions. Prints three Markdown tables. */
 #define _POSIX_C_SOURCE 200809L
 #define CLIP_NO_MAIN
 #include "../clip.c"
@@ -95,6 +95,37 @@ static double time_attention(int len, int n_seqs, int dim, int heads, int causal
     return med;
 }
 
+/* layernorm_forward (fast) or layernorm_reference on n rows of dim: median seconds */
+static double time_layernorm(int n, int dim, int fast, int runs)
+{
+    float *x = (float *)malloc(sizeof(float) * (size_t)n * dim), *y = (float *)malloc(sizeof(float) * (size_t)n * dim);
+    float *w = (float *)malloc(sizeof(float) * dim), *b = (float *)malloc(sizeof(float) * dim);
+    double *t = (double *)malloc(sizeof(double) * runs), med;
+    int r, i;
+    if (!x || !y || !w || !b || !t) {
+        fprintf(stderr, "matmul_bench: out of memory\n");
+        exit(1);
+    }
+    for (i = 0; i < n * dim; i++) x[i] = (float)((i * 7) % 13) * 0.05f - 0.3f;
+    for (i = 0; i < dim; i++) w[i] = 1.0f, b[i] = 0.01f;
+    for (r = -1; r < runs; r++) { /* run -1 warms up */
+        double t0 = now();
+        if (fast)
+            layernorm_forward(y, x, w, b, n, dim, 1e-5f);
+        else
+            layernorm_reference(y, x, w, b, n, dim, 1e-5f);
+        if (r >= 0) t[r] = now() - t0;
+    }
+    qsort(t, (size_t)runs, sizeof *t, by_value);
+    med = t[runs / 2];
+    free(x);
+    free(y);
+    free(w);
+    free(b);
+    free(t);
+    return med;
+}
+
 int main(int argc, char **argv)
 {
     static const shape shapes[] = {
@@ -175,6 +206,21 @@ int main(int argc, char **argv)
             printf("| %s | %d x %d, %d / %d%s | %.3f ms | %.1f | %.0f%% |\n", att[s].what, att[s].n_seqs, att[s].len,
                    att[s].dim, att[s].heads, att[s].causal ? ", causal" : "", med * 1e3, flops * 1e-9,
                    100.0 * flops / peak);
+        }
+    }
+    /* LayerNorm: two per layer and one or two per tower (25 calls in a
+       ViT-B/32 image pass) */
+    {
+        static const struct {
+            const char *what;
+            int n, dim;
+        } ln[] = {{"image", 50, 768}, {"8 images", 400, 768}, {"4 prompts", 28, 512}};
+        printf("\n| layernorm (one call) | rows x width | median | layernorm_reference | x reference |\n"
+               "| --- | --- | --- | --- | --- |\n");
+        for (s = 0; s < (int)(sizeof ln / sizeof ln[0]); s++) {
+            double fast = time_layernorm(ln[s].n, ln[s].dim, 1, runs), ref = time_layernorm(ln[s].n, ln[s].dim, 0, runs);
+            printf("| %s | %d x %d | %.4f ms | %.4f ms | %.2f |\n", ln[s].what, ln[s].n, ln[s].dim, fast * 1e3,
+                   ref * 1e3, fast / ref);
         }
     }
     return 0;

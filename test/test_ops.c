@@ -5,7 +5,8 @@
      - matmul_forward (tiled, every epilogue) against matmul_reference, and
        matmul_reference against a plain (out, in) matmul, which also checks
        the panel layout (weight_at, packed_size);
-     - layernorm_forward against a float64 LayerNorm;
+     - layernorm_forward and layernorm_reference against a float64
+       LayerNorm and each other;
      - attention_forward and attention_reference against a float64 softmax
        attention, one sequence, causal, and several sequences packed into
        one matrix (each also alone: the same bits), and against each other;
@@ -301,13 +302,14 @@ static void test_typed(void)
 
 static void test_layernorm(void)
 {
-    static const int shapes[][2] = {{1, 1}, {3, 7}, {5, 64}, {50, 768}, {2, 1000}};
+    static const int shapes[][2] = {{1, 1}, {3, 7}, {5, 64}, {50, 768}, {2, 1000}, {4, 33}, {3, 1057}};
     unsigned seed = 2;
     int s, i, r;
     for (s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
         int n = shapes[s][0], d = shapes[s][1];
         float *x = (float *)malloc(sizeof(float) * n * d), *y = (float *)malloc(sizeof(float) * n * d);
         float *w = (float *)malloc(sizeof(float) * d), *b = (float *)malloc(sizeof(float) * d);
+        float *ref = (float *)malloc(sizeof(float) * n * d);
         double *want = (double *)malloc(sizeof(double) * n * d), err;
         char what[96];
         for (i = 0; i < n * d; i++) x[i] = 3.0f * frand(&seed) + 0.5f;
@@ -323,10 +325,19 @@ static void test_layernorm(void)
             var /= d;
             for (i = 0; i < d; i++) want[r * d + i] = (x[r * d + i] - mu) / sqrt(var + 1e-5) * w[i] + b[i];
         }
+        layernorm_reference(y, x, w, b, n, d, 1e-5f);
+        err = rel_diff(y, want, (size_t)n * d);
+        snprintf(what, sizeof what, "layernorm_reference %dx%d vs float64", n, d);
+        report(err <= 1e-5, what, err);
+        memcpy(ref, y, sizeof(float) * n * d);
         layernorm_forward(y, x, w, b, n, d, 1e-5f);
         err = rel_diff(y, want, (size_t)n * d);
         snprintf(what, sizeof what, "layernorm_forward %dx%d vs float64", n, d);
         report(err <= 1e-5, what, err);
+        /* the lanes change only the double sums' rounding: at most an ulp of a float */
+        for (err = 0.0, i = 0; i < n * d; i++) err = fmax(err, fabs((double)y[i] - ref[i]) / fmax(1.0, fabs(ref[i])));
+        snprintf(what, sizeof what, "layernorm_forward %dx%d vs layernorm_reference", n, d);
+        report(err <= 2.4e-7, what, err);
         layernorm_forward(x, x, w, b, n, d, 1e-5f); /* in place, as the vision tower's pre_layrnorm runs */
         err = rel_diff(x, want, (size_t)n * d);
         snprintf(what, sizeof what, "layernorm_forward %dx%d in place", n, d);
@@ -336,6 +347,7 @@ static void test_layernorm(void)
         free(w);
         free(b);
         free(want);
+        free(ref);
     }
 }
 
@@ -364,7 +376,8 @@ static void test_attention(void)
     /* n rows, dim, heads, causal, sequences packed (0: one sequence) */
     static const int cases[][5] = {{1, 8, 1, 0, 0},    {5, 12, 3, 0, 0},  {50, 64, 4, 0, 0},  {7, 40, 5, 1, 0},
                                    {77, 64, 8, 1, 0},  {20, 24, 2, 1, 3}, {9, 16, 2, 0, 2},   {197, 768, 12, 0, 0},
-                                   {150, 160, 2, 0, 3}, {140, 128, 2, 1, 4}, {31, 6, 3, 0, 5}};
+                                   {150, 160, 2, 0, 3}, {140, 128, 2, 1, 4}, {31, 6, 3, 0, 5},
+                                   {50, 32, 2, 1, 3},  {50, 72, 3, 0, 3},  {16, 40, 1, 1, 0},  {17, 40, 1, 1, 0}};
     unsigned seed = 3;
     int c, i;
     for (c = 0; c < (int)(sizeof cases / sizeof cases[0]); c++) {
