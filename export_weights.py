@@ -723,6 +723,13 @@ def write_tensors(out, src, t, v, top, dtype="f32"):
             count += w.size
         pad()
 
+    def put_rows(a):         # an embedding table (rows, cols), stored as dtype row by row
+        nonlocal count
+        finite(a)
+        write(rows_bytes(a, dtype))
+        count += np.asarray(a).size
+        pad()
+
     def get(name, shape):
         a = src.get(name)
         check_shape(name, a, shape)
@@ -768,11 +775,7 @@ def write_tensors(out, src, t, v, top, dtype="f32"):
     put_tensor(get("vision_model.post_layernorm.bias", (D,)))
     put_linear(get("visual_projection.weight", (E, D)))
     # text tower
-    emb = get("text_model.embeddings.token_embedding.weight", (V, Dt))
-    finite(emb)
-    write(rows_bytes(emb, dtype))
-    count += np.asarray(emb).size
-    pad()
+    put_rows(get("text_model.embeddings.token_embedding.weight", (V, Dt)))
     put_tensor(get("text_model.embeddings.position_embedding.weight", (N, Dt)))
     tower("text_model", Dt, Mt, Lt)
     put_tensor(get("text_model.final_layer_norm.weight", (Dt,)))
