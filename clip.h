@@ -263,7 +263,10 @@ CLIP_API FILE *clip_fopen(const char *path, const char *mode);
    embeddings; the texts of one clip_encode_text batch come packed as
    consecutive rows, each up to its first <|endoftext|>; "text.pooled" has
    one row per text). layer is -1 except for the layers. x is rows x cols,
-   valid during the call only. fn = NULL (the default) turns it off. */
+   valid during the call only. fn = NULL (the default) turns it off.
+   Without a probe the last layer's out_proj and MLP run only on the rows
+   that are pooled; with one, on every row, so that the probe sees them
+   all. The features are the same bits either way. */
 CLIP_API void clip_model_set_probe(clip_model *m, clip_probe fn, void *ctx);
 
 /* ---- self-check ----

@@ -3,7 +3,10 @@
    sees to stdout as one JSON line,
        {"stage": "vision.layer", "layer": 0, "rows": 50, "cols": 768, "x": [...]}
    (rows of x concatenated), after one line {"ids": [[...], ...]} with the
-   texts' token ids (clip_tokenize, truncated to the context).
+   texts' token ids (clip_tokenize, truncated to the context); then the
+   features once more without the probe,
+       {"unprobed": "vision.features", "rows": 1, "cols": 512, "x": [...]}
+   and the same for "text.features".
 
    usage: stages MODEL IMAGE [TEXT...]   (IMAGE: the crop, or any image to preprocess) */
 #include <stdio.h>
@@ -28,6 +31,18 @@ static void probe(void *ctx, const char *stage, int layer, const float *x, int r
     long i, n = (long)rows * cols;
     (void)ctx;
     printf("{\"stage\": \"%s\", \"layer\": %d, \"rows\": %d, \"cols\": %d, \"x\": [", stage, layer, rows, cols);
+    for (i = 0; i < n; i++) {
+        if (i) putchar(',');
+        print_float(x[i]);
+    }
+    printf("]}\n");
+}
+
+/* the same line for a result computed without the probe: {"unprobed": stage, ...} */
+static void unprobed(const char *stage, const float *x, int rows, int cols)
+{
+    long i, n = (long)rows * cols;
+    printf("{\"unprobed\": \"%s\", \"rows\": %d, \"cols\": %d, \"x\": [", stage, rows, cols);
     for (i = 0; i < n; i++) {
         if (i) putchar(',');
         print_float(x[i]);
@@ -102,6 +117,22 @@ int main(int argc, char **argv)
     if (n_texts > 0 && clip_encode_text(m, ids, lens, n_texts, c->context_length, features, err)) {
         fail(err);
         goto done;
+    }
+    /* again without the probe (the last layer then runs on the pooled rows
+       only): the features, for test_stages to hold to the probed ones bit
+       for bit */
+    clip_model_set_probe(m, NULL, NULL);
+    if (clip_encode_image(m, &crop, features, err)) {
+        fail(err);
+        goto done;
+    }
+    unprobed("vision.features", features, 1, c->projection_dim);
+    if (n_texts > 0) {
+        if (clip_encode_text(m, ids, lens, n_texts, c->context_length, features, err)) {
+            fail(err);
+            goto done;
+        }
+        unprobed("text.features", features, n_texts, c->projection_dim);
     }
     rc = fflush(stdout) ? fail("write error") : 0;
 done:

@@ -96,7 +96,12 @@ for seed, (variant, (vision, text, proj)) in enumerate(VARIANTS.items()):
         continue
     lines = [json.loads(l) for l in p.stdout.decode().splitlines() if l.strip()]
     check(lines and lines[0].get("ids") == ids, f"{variant}: stages tokenizes as clip tokenize does")
-    got = lines[1:]
+    got = [l for l in lines[1:] if "unprobed" not in l]
+    # without a probe the last layer runs on the pooled rows only: the same features, bit for bit
+    for u in (l for l in lines[1:] if "unprobed" in l):
+        probed = [g for g in got if g["stage"] == u["unprobed"]]
+        check(len(probed) == 1 and probed[0]["x"] == u["x"],
+              f"{variant}: {u['unprobed']} without the probe (last layer on the pooled rows) = with it, bit for bit")
 
     ref = Reference(folder)
     want = ref.image_stages(crop) + ref.text_batch_stages(ids)
