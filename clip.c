@@ -1511,6 +1511,7 @@ static void encoder_forward(const clip_context *ctx, const char *stage, float *x
     float *h = attn + (size_t)n * dim;
     float *att = h + (size_t)n * mlp;
     int mlp_act = act == CLIP_ACT_QUICK_GELU ? MM_QUICK_GELU : MM_GELU, type = ctx->model->cfg.weight_type, l;
+    int kept = 0; /* whether the last layer ran on the kept rows only */
     for (l = 0; l < layers; l++) {
         size_t D = (size_t)dim, M = (size_t)mlp;
         /* residual = hidden_states; hidden_states = self.layer_norm1(hidden_states) */
@@ -1523,6 +1524,7 @@ static void encoder_forward(const clip_context *ctx, const char *stage, float *x
         if (l == layers - 1 && !ctx->probe) {
             keep_rows(x, attn, keep, n_keep, dim);
             n = n_keep;
+            kept = 1;
         }
         /* hidden_states = residual + self.out_proj(attn_output); qkv, read, holds the running sums of a wide one */
         linear_forward(ctx, x, attn, w->wo + l * linear_bytes(D, D, type), w->bo + l * D, n, dim, dim, MM_RESIDUAL_ADD,
@@ -1536,7 +1538,7 @@ static void encoder_forward(const clip_context *ctx, const char *stage, float *x
                        qkv);
         probe(ctx, stage, l, x, n, dim);
     }
-    if (ctx->probe) keep_rows(x, NULL, keep, n_keep, dim);
+    if (!kept) keep_rows(x, NULL, keep, n_keep, dim); /* every row ran */
 }
 
 /* ------------------------------------------------------------------------
