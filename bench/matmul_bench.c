@@ -67,6 +67,13 @@ typedef struct {
     int n, in_dim, out_dim, mode;
 } shape;
 
+/* the median of t[0..runs), which it sorts */
+static double median_of(double *t, int runs)
+{
+    qsort(t, (size_t)runs, sizeof *t, by_value);
+    return t[runs / 2];
+}
+
 /* attention_forward on n_seqs sequences of len rows: median seconds */
 static double time_attention(int len, int n_seqs, int dim, int heads, int causal, int runs)
 {
@@ -86,8 +93,7 @@ static double time_attention(int len, int n_seqs, int dim, int heads, int causal
         attention_forward(out, qkv, scratch, n, dim, heads, causal, starts, n_seqs, len);
         t[r] = now() - t0;
     }
-    qsort(t, (size_t)runs, sizeof *t, by_value);
-    med = t[runs / 2];
+    med = median_of(t, runs);
     free(qkv);
     free(out);
     free(scratch);
@@ -116,8 +122,7 @@ static double time_layernorm(int n, int dim, int fast, int runs)
             layernorm_reference(y, x, w, b, n, dim, 1e-5f);
         if (r >= 0) t[r] = now() - t0;
     }
-    qsort(t, (size_t)runs, sizeof *t, by_value);
-    med = t[runs / 2];
+    med = median_of(t, runs);
     free(x);
     free(y);
     free(w);
@@ -174,8 +179,7 @@ int main(int argc, char **argv)
             matmul_forward(out, in, w, b, h->n, h->in_dim, h->out_dim, h->mode, part);
             t[r] = now() - t0;
         }
-        qsort(t, (size_t)runs, sizeof *t, by_value);
-        med = t[runs / 2];
+        med = median_of(t, runs);
         flops = 2.0 * h->n * h->in_dim * h->out_dim / med;
         printf("| %s | %d x %d -> %d | %.3f ms | %.1f | %.0f%% |\n", h->what, h->n, h->in_dim, h->out_dim, med * 1e3,
                flops * 1e-9, 100.0 * flops / peak);

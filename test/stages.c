@@ -26,11 +26,10 @@ static void print_float(float v)
         printf("%.9g", v);
 }
 
-static void probe(void *ctx, const char *stage, int layer, const float *x, int rows, int cols)
+/* x's rows x cols values as the rest of a JSON line: [...]} */
+static void print_floats(const float *x, int rows, int cols)
 {
     long i, n = (long)rows * cols;
-    (void)ctx;
-    printf("{\"stage\": \"%s\", \"layer\": %d, \"rows\": %d, \"cols\": %d, \"x\": [", stage, layer, rows, cols);
     for (i = 0; i < n; i++) {
         if (i) putchar(',');
         print_float(x[i]);
@@ -38,16 +37,18 @@ static void probe(void *ctx, const char *stage, int layer, const float *x, int r
     printf("]}\n");
 }
 
+static void probe(void *ctx, const char *stage, int layer, const float *x, int rows, int cols)
+{
+    (void)ctx;
+    printf("{\"stage\": \"%s\", \"layer\": %d, \"rows\": %d, \"cols\": %d, \"x\": [", stage, layer, rows, cols);
+    print_floats(x, rows, cols);
+}
+
 /* the same line for a result computed without the probe: {"unprobed": stage, ...} */
 static void unprobed(const char *stage, const float *x, int rows, int cols)
 {
-    long i, n = (long)rows * cols;
     printf("{\"unprobed\": \"%s\", \"rows\": %d, \"cols\": %d, \"x\": [", stage, rows, cols);
-    for (i = 0; i < n; i++) {
-        if (i) putchar(',');
-        print_float(x[i]);
-    }
-    printf("]}\n");
+    print_floats(x, rows, cols);
 }
 
 static int fail(const char *err)
