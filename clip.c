@@ -1035,13 +1035,23 @@ static void matmul_block(float *out, float *partial, const float *in, const floa
         matmul_tile(rows_out, rows_in, panel, init, depth, cols, mode, 5, ahead, steps, per_step);
 }
 
+/* The bytes of a float32 weight (in_dim inputs, panels) that a matmul
+   over it reads first: its first panel's rows of the first k block. */
+static size_t first_block_bytes(int in_dim)
+{
+    return (size_t)k_bound(in_dim, 1, k_blocks(in_dim, MM_STORE, NULL)) * PANEL * sizeof(float);
+}
+
 /* matmul_reference's sums, in the same k order, computed in register tiles
    of mr rows x one MM_NC-column slice of a panel, with the epilogue applied
    on the way out. partial: (n, out_dim) floats for the running sums of a
    product in k blocks, or NULL to keep them in out (then a residual add
-   takes its k in one block). */
+   takes its k in one block). next (next_bytes long, or NULL) is what the
+   caller reads after this product, the next matmul's first_block_bytes:
+   it is fetched while the last panel runs, as each panel fetches the one
+   after it (a hint; results do not depend on it). */
 static void matmul_forward(float *out, const float *in, const float *w, const float *bias, int n, int in_dim,
-                           int out_dim, int mode, float *partial)
+                           int out_dim, int mode, float *partial, const void *next, size_t next_bytes)
 {
     int mr = tile_rows(n), row_blocks = (n + mr - 1) / mr, slices = (out_dim + MM_NC - 1) / MM_NC;
     int blocks = k_blocks(in_dim, mode, partial);
@@ -1061,12 +1071,26 @@ static void matmul_forward(float *out, const float *in, const float *w, const fl
             OMP("omp for schedule(static)")
             for (blk = 0; blk < row_blocks * slices; blk++) {
                 int r0 = (blk % row_blocks) * mr, c0 = (blk / row_blocks) * MM_NC, p = c0 / PANEL;
-                /* the slice that ends a panel fetches the next one's rows k0 .. k1-1, if any */
-                int last = c0 % PANEL == PANEL - MM_NC && (p + 1) * PANEL < out_dim;
                 const float *panel = w + (size_t)p * in_dim * PANEL;
+                const void *ahead = NULL;
+                size_t ahead_bytes = 0;
+                /* the slice that ends a panel fetches what comes next: the next
+                   panel's rows k0 .. k1-1, else the first panel's rows of the
+                   next k block, else the caller's next */
+                if (c0 % PANEL == PANEL - MM_NC || c0 + MM_NC >= out_dim) {
+                    if ((p + 1) * PANEL < out_dim) {
+                        ahead = panel + ((size_t)in_dim + k0) * PANEL;
+                        ahead_bytes = (size_t)(k1 - k0) * PANEL * sizeof(float);
+                    } else if (kb + 1 < blocks) {
+                        ahead = w + (size_t)k1 * PANEL;
+                        ahead_bytes = (size_t)(k_bound(in_dim, kb + 2, blocks) - k1) * PANEL * sizeof(float);
+                    } else {
+                        ahead = next;
+                        ahead_bytes = next_bytes;
+                    }
+                }
                 matmul_block(out, partial, in, panel + c0 % PANEL, bias, n, in_dim, k0, k1, out_dim, mode, mr, r0, c0,
-                             last ? (const char *)(panel + ((size_t)in_dim + k0) * PANEL) : NULL,
-                             (size_t)(k1 - k0) * PANEL * sizeof(float));
+                             (const char *)ahead, ahead_bytes);
             }
         }
     }
@@ -1246,13 +1270,17 @@ static void matmul_expanded(const clip_context *ctx, float *out, const float *in
 }
 
 /* nn.Linear on a weight of the file's type (panels as "Weights" says);
-   partial as matmul_forward takes it. */
+   partial as matmul_forward takes it; next (NULL for none) is the weight
+   the caller multiplies by next, with next_in inputs: a float32 file's
+   matmul fetches its first block on the way (matmul_forward). */
 static void linear_forward(const clip_context *ctx, float *out, const float *in, const unsigned char *w,
-                           const float *bias, int n, int in_dim, int out_dim, int mode, float *partial)
+                           const float *bias, int n, int in_dim, int out_dim, int mode, float *partial,
+                           const unsigned char *next, int next_in)
 {
     int type = ctx->model->cfg.weight_type;
     if (type == CLIP_WEIGHTS_F32)
-        matmul_forward(out, in, (const float *)(const void *)w, bias, n, in_dim, out_dim, mode, partial);
+        matmul_forward(out, in, (const float *)(const void *)w, bias, n, in_dim, out_dim, mode, partial, next,
+                       next ? first_block_bytes(next_in) : 0);
     else
         matmul_expanded(ctx, out, in, w, type, bias, n, in_dim, out_dim, mode, partial);
 }
@@ -1518,7 +1546,7 @@ static void encoder_forward(const clip_context *ctx, const char *stage, float *x
         layernorm_forward(xb, x, w->ln1_w + l * D, w->ln1_b + l * D, n, dim, eps);
         /* self.q_proj, self.k_proj, self.v_proj (hidden_states): one matmul, q | k | v */
         linear_forward(ctx, qkv, xb, w->wqkv + l * linear_bytes(D, 3 * D, type), w->bqkv + l * D * 3, n, dim, 3 * dim,
-                       MM_STORE, NULL);
+                       MM_STORE, NULL, w->wo + l * linear_bytes(D, D, type), dim);
         /* softmax(q @ k^T * scale [+ causal_attention_mask]) @ v, per head */
         attention_forward(attn, qkv, att, n, dim, heads, causal, starts, n_seqs, seq);
         if (l == layers - 1 && !ctx->probe) {
@@ -1528,14 +1556,15 @@ static void encoder_forward(const clip_context *ctx, const char *stage, float *x
         }
         /* hidden_states = residual + self.out_proj(attn_output); qkv, read, holds the running sums of a wide one */
         linear_forward(ctx, x, attn, w->wo + l * linear_bytes(D, D, type), w->bo + l * D, n, dim, dim, MM_RESIDUAL_ADD,
-                       qkv);
+                       qkv, w->w1 + l * linear_bytes(D, M, type), dim);
         /* residual = hidden_states; hidden_states = self.layer_norm2(hidden_states) */
         layernorm_forward(xb, x, w->ln2_w + l * D, w->ln2_b + l * D, n, dim, eps);
         /* CLIPMLP: self.activation_fn(self.fc1(hidden_states)) */
-        linear_forward(ctx, h, xb, w->w1 + l * linear_bytes(D, M, type), w->b1 + l * M, n, dim, mlp, mlp_act, NULL);
+        linear_forward(ctx, h, xb, w->w1 + l * linear_bytes(D, M, type), w->b1 + l * M, n, dim, mlp, mlp_act, NULL,
+                       w->w2 + l * linear_bytes(M, D, type), mlp);
         /* hidden_states = residual + self.fc2(hidden_states); its running sums in qkv */
         linear_forward(ctx, x, h, w->w2 + l * linear_bytes(M, D, type), w->b2 + l * D, n, mlp, dim, MM_RESIDUAL_ADD,
-                       qkv);
+                       qkv, l + 1 < layers ? w->wqkv + (l + 1) * linear_bytes(D, 3 * D, type) : NULL, dim);
         probe(ctx, stage, l, x, n, dim);
     }
     if (!kept) keep_rows(x, NULL, keep, n_keep, dim); /* every row ran */
@@ -1594,7 +1623,8 @@ static int encode_image_batch(clip_context *ctx, const clip_image *crops, int n_
         }
         /* CLIPVisionEmbeddings: [class_embedding; patch_embedding(pixels)] + position_embedding */
         memcpy(xb, w->class_emb, (size_t)D * sizeof(float));
-        linear_forward(ctx, xb + D, patches, w->patch_w, NULL, n - 1, patch_len, D, MM_STORE, NULL);
+        linear_forward(ctx, xb + D, patches, w->patch_w, NULL, n - 1, patch_len, D, MM_STORE, NULL,
+                       b + 1 < n_images ? w->patch_w : w->enc.wqkv, b + 1 < n_images ? patch_len : D);
         add_position_embedding(xb, w->pos_emb, n, D);
     }
     /* hidden_states = self.pre_layrnorm(hidden_states) */
@@ -1608,7 +1638,7 @@ static int encode_image_batch(clip_context *ctx, const clip_image *crops, int n_
     layernorm_forward(pooled, x, w->post_ln_w, w->post_ln_b, n_images, D, c->vision_eps);
     probe(ctx, "vision.pooled", -1, pooled, n_images, D);
     /* image_embeds = self.visual_projection(pooled_output) */
-    linear_forward(ctx, features, pooled, w->proj, NULL, n_images, D, c->projection_dim, MM_STORE, NULL);
+    linear_forward(ctx, features, pooled, w->proj, NULL, n_images, D, c->projection_dim, MM_STORE, NULL, NULL, 0);
     probe(ctx, "vision.features", -1, features, n_images, c->projection_dim);
     return 0;
 }
@@ -1738,7 +1768,7 @@ static int encode_text_batch(clip_context *ctx, const int32_t *ids, const int *s
     layernorm_forward(pooled, x, w->final_ln_w, w->final_ln_b, n_texts, D, c->text_eps);
     probe(ctx, "text.pooled", -1, pooled, n_texts, D);
     /* text_embeds = self.text_projection(pooled_output) */
-    linear_forward(ctx, features, pooled, w->proj, NULL, n_texts, D, c->projection_dim, MM_STORE, NULL);
+    linear_forward(ctx, features, pooled, w->proj, NULL, n_texts, D, c->projection_dim, MM_STORE, NULL, NULL, 0);
     probe(ctx, "text.features", -1, features, n_texts, c->projection_dim);
     return 0;
 }

@@ -110,9 +110,9 @@ static void test_matmul(void)
                 matmul_reference(ref, in, w, with_bias ? b : NULL, n, k, o, mode);
                 memcpy(inplace, start, sizeof(float) * n * o);
                 for (i = 0; i < n * o; i++) part[i] = -1e30f; /* must all be overwritten before they are read */
-                matmul_forward(fast, in, w, with_bias ? b : NULL, n, k, o, mode, part);
+                matmul_forward(fast, in, w, with_bias ? b : NULL, n, k, o, mode, part, NULL, 0);
                 /* without a partial buffer: k blocks kept in out, or a residual add in one block; the same sums */
-                matmul_forward(inplace, in, w, with_bias ? b : NULL, n, k, o, mode, NULL);
+                matmul_forward(inplace, in, w, with_bias ? b : NULL, n, k, o, mode, NULL, NULL, 0);
                 err = 0.0;
                 for (i = 0; i < n * o; i++)
                     if (inplace[i] != fast[i]) err = fmax(err, fabs((double)inplace[i] - fast[i]));
@@ -244,7 +244,7 @@ static void test_typed(void)
             for (i = 0; i < n * k; i++) in[i] = frand(&seed);
             for (i = 0; i < o; i++) b[i] = frand(&seed);
             for (i = 0; i < n * o; i++) want[i] = got[i] = frand(&seed);
-            matmul_forward(want, in, wf, b, n, k, o, MM_RESIDUAL_ADD, NULL);
+            matmul_forward(want, in, wf, b, n, k, o, MM_RESIDUAL_ADD, NULL, NULL, 0);
             if (reserve_panels(&ctx, k, err)) {
                 report(0, err, 0.0);
                 continue;
