@@ -1242,9 +1242,12 @@ static int reserve_panels(clip_context *ctx, int max_in, char *err)
 
 /* matmul_forward on a typed weight: the buffers' slots split the panels
    between them, each expanded once and used by every row tile (in k
-   blocks, as matmul_forward's). */
+   blocks, as matmul_forward's). next (NULL for none) is the typed weight,
+   next_in x next_out, multiplied after this one: each slot's last panel
+   fetches the panel that slot starts the next matmul with. */
 static void matmul_expanded(const clip_context *ctx, float *out, const float *in, const unsigned char *w, int type,
-                            const float *bias, int n, int in_dim, int out_dim, int mode, float *partial)
+                            const float *bias, int n, int in_dim, int out_dim, int mode, float *partial,
+                            const unsigned char *next, int next_in, int next_out)
 {
     int panels = (out_dim + PANEL - 1) / PANEL, slots = ctx->panel_slots, mr = tile_rows(n), s;
     int blocks = k_blocks(in_dim, mode, partial);
@@ -1256,14 +1259,20 @@ static void matmul_expanded(const clip_context *ctx, float *out, const float *in
         int p, r0, c0, kb;
         for (p = s * panels / slots; p < (s + 1) * panels / slots; p++) {
             /* the next panel's file bytes are fetched while this one's last tiles run */
-            const char *next = p + 1 < (s + 1) * panels / slots ? (const char *)w + (size_t)(p + 1) * pb : NULL;
+            const char *ahead = p + 1 < (s + 1) * panels / slots ? (const char *)w + (size_t)(p + 1) * pb : NULL;
+            size_t ahead_bytes = pb;
+            if (!ahead && next) {
+                int next_panels = (next_out + PANEL - 1) / PANEL;
+                ahead_bytes = panel_bytes((size_t)next_in, type);
+                ahead = (const char *)next + (size_t)(s * next_panels / slots) * ahead_bytes;
+            }
             expand_panel(buf, w + (size_t)p * pb, type, in_dim);
             for (kb = 0; kb < blocks; kb++) {
                 int k0 = k_bound(in_dim, kb, blocks), k1 = k_bound(in_dim, kb + 1, blocks);
                 for (c0 = p * PANEL; c0 < out_dim && c0 < (p + 1) * PANEL; c0 += MM_NC)
                     for (r0 = 0; r0 < n; r0 += mr)
                         matmul_block(out, partial, in, buf + c0 % PANEL, bias, n, in_dim, k0, k1, out_dim, mode, mr, r0,
-                                     c0, kb == blocks - 1 && c0 % PANEL == PANEL - MM_NC ? next : NULL, pb);
+                                     c0, kb == blocks - 1 && c0 % PANEL == PANEL - MM_NC ? ahead : NULL, ahead_bytes);
             }
         }
     }
@@ -1271,18 +1280,18 @@ static void matmul_expanded(const clip_context *ctx, float *out, const float *in
 
 /* nn.Linear on a weight of the file's type (panels as "Weights" says);
    partial as matmul_forward takes it; next (NULL for none) is the weight
-   the caller multiplies by next, with next_in inputs: a float32 file's
-   matmul fetches its first block on the way (matmul_forward). */
+   the caller multiplies by next, next_in x next_out: the matmul fetches
+   its first panel on the way (matmul_forward, matmul_expanded). */
 static void linear_forward(const clip_context *ctx, float *out, const float *in, const unsigned char *w,
                            const float *bias, int n, int in_dim, int out_dim, int mode, float *partial,
-                           const unsigned char *next, int next_in)
+                           const unsigned char *next, int next_in, int next_out)
 {
     int type = ctx->model->cfg.weight_type;
     if (type == CLIP_WEIGHTS_F32)
         matmul_forward(out, in, (const float *)(const void *)w, bias, n, in_dim, out_dim, mode, partial, next,
                        next ? first_block_bytes(next_in) : 0);
     else
-        matmul_expanded(ctx, out, in, w, type, bias, n, in_dim, out_dim, mode, partial);
+        matmul_expanded(ctx, out, in, w, type, bias, n, in_dim, out_dim, mode, partial, next, next_in, next_out);
 }
 
 /* CLIPVisionEmbeddings: embeddings + self.position_embedding(self.position_ids), over n rows of dim */
@@ -1546,7 +1555,7 @@ static void encoder_forward(const clip_context *ctx, const char *stage, float *x
         layernorm_forward(xb, x, w->ln1_w + l * D, w->ln1_b + l * D, n, dim, eps);
         /* self.q_proj, self.k_proj, self.v_proj (hidden_states): one matmul, q | k | v */
         linear_forward(ctx, qkv, xb, w->wqkv + l * linear_bytes(D, 3 * D, type), w->bqkv + l * D * 3, n, dim, 3 * dim,
-                       MM_STORE, NULL, w->wo + l * linear_bytes(D, D, type), dim);
+                       MM_STORE, NULL, w->wo + l * linear_bytes(D, D, type), dim, dim);
         /* softmax(q @ k^T * scale [+ causal_attention_mask]) @ v, per head */
         attention_forward(attn, qkv, att, n, dim, heads, causal, starts, n_seqs, seq);
         if (l == layers - 1 && !ctx->probe) {
@@ -1556,15 +1565,15 @@ static void encoder_forward(const clip_context *ctx, const char *stage, float *x
         }
         /* hidden_states = residual + self.out_proj(attn_output); qkv, read, holds the running sums of a wide one */
         linear_forward(ctx, x, attn, w->wo + l * linear_bytes(D, D, type), w->bo + l * D, n, dim, dim, MM_RESIDUAL_ADD,
-                       qkv, w->w1 + l * linear_bytes(D, M, type), dim);
+                       qkv, w->w1 + l * linear_bytes(D, M, type), dim, mlp);
         /* residual = hidden_states; hidden_states = self.layer_norm2(hidden_states) */
         layernorm_forward(xb, x, w->ln2_w + l * D, w->ln2_b + l * D, n, dim, eps);
         /* CLIPMLP: self.activation_fn(self.fc1(hidden_states)) */
         linear_forward(ctx, h, xb, w->w1 + l * linear_bytes(D, M, type), w->b1 + l * M, n, dim, mlp, mlp_act, NULL,
-                       w->w2 + l * linear_bytes(M, D, type), mlp);
+                       w->w2 + l * linear_bytes(M, D, type), mlp, dim);
         /* hidden_states = residual + self.fc2(hidden_states); its running sums in qkv */
         linear_forward(ctx, x, h, w->w2 + l * linear_bytes(M, D, type), w->b2 + l * D, n, mlp, dim, MM_RESIDUAL_ADD,
-                       qkv, l + 1 < layers ? w->wqkv + (l + 1) * linear_bytes(D, 3 * D, type) : NULL, dim);
+                       qkv, l + 1 < layers ? w->wqkv + (l + 1) * linear_bytes(D, 3 * D, type) : NULL, dim, 3 * dim);
         probe(ctx, stage, l, x, n, dim);
     }
     if (!kept) keep_rows(x, NULL, keep, n_keep, dim); /* every row ran */
@@ -1624,7 +1633,8 @@ static int encode_image_batch(clip_context *ctx, const clip_image *crops, int n_
         /* CLIPVisionEmbeddings: [class_embedding; patch_embedding(pixels)] + position_embedding */
         memcpy(xb, w->class_emb, (size_t)D * sizeof(float));
         linear_forward(ctx, xb + D, patches, w->patch_w, NULL, n - 1, patch_len, D, MM_STORE, NULL,
-                       b + 1 < n_images ? w->patch_w : w->enc.wqkv, b + 1 < n_images ? patch_len : D);
+                       b + 1 < n_images ? w->patch_w : w->enc.wqkv, b + 1 < n_images ? patch_len : D,
+                       b + 1 < n_images ? D : 3 * D);
         add_position_embedding(xb, w->pos_emb, n, D);
     }
     /* hidden_states = self.pre_layrnorm(hidden_states) */
@@ -1638,7 +1648,7 @@ static int encode_image_batch(clip_context *ctx, const clip_image *crops, int n_
     layernorm_forward(pooled, x, w->post_ln_w, w->post_ln_b, n_images, D, c->vision_eps);
     probe(ctx, "vision.pooled", -1, pooled, n_images, D);
     /* image_embeds = self.visual_projection(pooled_output) */
-    linear_forward(ctx, features, pooled, w->proj, NULL, n_images, D, c->projection_dim, MM_STORE, NULL, NULL, 0);
+    linear_forward(ctx, features, pooled, w->proj, NULL, n_images, D, c->projection_dim, MM_STORE, NULL, NULL, 0, 0);
     probe(ctx, "vision.features", -1, features, n_images, c->projection_dim);
     return 0;
 }
@@ -1768,7 +1778,7 @@ static int encode_text_batch(clip_context *ctx, const int32_t *ids, const int *s
     layernorm_forward(pooled, x, w->final_ln_w, w->final_ln_b, n_texts, D, c->text_eps);
     probe(ctx, "text.pooled", -1, pooled, n_texts, D);
     /* text_embeds = self.text_projection(pooled_output) */
-    linear_forward(ctx, features, pooled, w->proj, NULL, n_texts, D, c->projection_dim, MM_STORE, NULL, NULL, 0);
+    linear_forward(ctx, features, pooled, w->proj, NULL, n_texts, D, c->projection_dim, MM_STORE, NULL, NULL, 0, 0);
     probe(ctx, "text.features", -1, features, n_texts, c->projection_dim);
     return 0;
 }

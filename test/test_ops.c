@@ -249,7 +249,7 @@ static void test_typed(void)
                 report(0, err, 0.0);
                 continue;
             }
-            matmul_expanded(&ctx, got, in, w, type, b, n, k, o, MM_RESIDUAL_ADD, part);
+            matmul_expanded(&ctx, got, in, w, type, b, n, k, o, MM_RESIDUAL_ADD, part, NULL, 0, 0);
             for (i = 0; i < n * o; i++)
                 if (got[i] != want[i]) diff = fmax(diff, fabs((double)got[i] - want[i]));
             snprintf(what, sizeof what, "matmul_expanded %s %dx%d @ %dx%d vs matmul_forward on the decoded weights "
