@@ -934,7 +934,8 @@ static void matmul_tile(float *const *out, const float *const *in, const float *
         if (out[r]) epilogue(out[r], acc[r], cols, mode);
 }
 
-/* The tile height, 5 or 6, that wastes the fewest rows on n. Not 4: gcc 12
+/* One tile height, 5 or 6, that wastes the fewest rows on n (the
+   attention's blocks of query rows; matmuls mix the two, row_split). Not 4: gcc 12
    compiles the 4-row tile another way (across the rows), and it ran at a
    third of the speed of the 5- and 6-row tiles on this project's machine
    (bench/matmul_bench: 4 prompts of 7 tokens, 28 rows, went from 4-row
@@ -951,6 +952,35 @@ static int tile_rows(int n)
         }
     }
     return best;
+}
+
+/* A matmul's rows as tiles of MM_MR rows, then of MM_MR - 1 (6 and 5):
+   every n from 20 up is such a sum, so no row is computed twice (28
+   prompt rows: 3 x 6 + 2 x 5, where one height took 5 x 6 = 30), and
+   below that the fewest rows are repeated. Of the splits that waste the
+   fewest rows, the one with the fewest tiles. Returns the number of
+   tiles; *tall of them, the first, are MM_MR rows high. */
+static int row_split(int n, int *tall)
+{
+    int best_waste = INT_MAX, best_tiles = INT_MAX, b;
+    *tall = 0;
+    for (b = 0; b < MM_MR; b++) { /* b short tiles; MM_MR of them would be MM_MR - 1 tall ones */
+        int rest = n - b * (MM_MR - 1), a = rest > 0 ? (rest + MM_MR - 1) / MM_MR : 0;
+        int waste = a * MM_MR + b * (MM_MR - 1) - n;
+        if (waste < best_waste || (waste == best_waste && a + b < best_tiles)) {
+            best_waste = waste;
+            best_tiles = a + b;
+            *tall = a;
+        }
+    }
+    return best_tiles;
+}
+
+/* tile i of a row_split with tall tall tiles: its first row and height */
+static void row_tile(int tall, int i, int *r0, int *mr)
+{
+    *mr = i < tall ? MM_MR : MM_MR - 1;
+    *r0 = i < tall ? i * MM_MR : tall * MM_MR + (i - tall) * (MM_MR - 1);
 }
 
 /* Products over more than MM_KC inputs are summed in blocks of k: the
@@ -978,8 +1008,8 @@ static int k_bound(int in_dim, int kb, int blocks)
     return (int)((long long)in_dim * kb / blocks);
 }
 
-/* The tile of rows r0 .. r0+mr-1 (rows past n repeat the last and are
-   dropped) and the MM_NC columns from c0, over inputs k0 .. k1-1: panel
+/* The tile of rows r0 .. r0+mr-1, tile `tile` of `tiles` (rows past n
+   repeat the last and are dropped) and the MM_NC columns from c0, over inputs k0 .. k1-1: panel
    points at that slice of the (in_dim, PANEL) panel holding column c0.
    The sums start from the bias when k0 is 0, else from partial (n,
    out_dim); they end in out through the epilogue when k1 is in_dim, else
@@ -993,11 +1023,11 @@ static int k_bound(int in_dim, int kb, int blocks)
    its first tile finds it in cache too: without this a batch-1 forward
    pass, whose weights fit in no cache, spent a tenth of its time waiting. */
 static void matmul_block(float *out, float *partial, const float *in, const float *panel, const float *bias, int n,
-                         int in_dim, int k0, int k1, int out_dim, int mode, int mr, int r0, int c0, const char *next,
-                         size_t next_bytes)
+                         int in_dim, int k0, int k1, int out_dim, int mode, int mr, int r0, int tile, int tiles,
+                         int c0, const char *next, size_t next_bytes)
 {
     int cols = out_dim - c0 < MM_NC ? out_dim - c0 : MM_NC, depth = k1 - k0, r, c;
-    int tiles = (n + mr - 1) / mr, share = tiles > 1 ? r0 / mr - 1 : 0, steps = 0, per_step = 1;
+    int share = tiles > 1 ? tile - 1 : 0, steps = 0, per_step = 1;
     const float *rows_in[MM_MR], *init[MM_MR];
     float *rows_out[MM_MR], b[MM_NC], held[MM_MR][MM_NC];
     const char *ahead = NULL;
@@ -1053,7 +1083,7 @@ static size_t first_block_bytes(int in_dim)
 static void matmul_forward(float *out, const float *in, const float *w, const float *bias, int n, int in_dim,
                            int out_dim, int mode, float *partial, const void *next, size_t next_bytes)
 {
-    int mr = tile_rows(n), row_blocks = (n + mr - 1) / mr, slices = (out_dim + MM_NC - 1) / MM_NC;
+    int tall, row_blocks = row_split(n, &tall), slices = (out_dim + MM_NC - 1) / MM_NC;
     int blocks = k_blocks(in_dim, mode, partial);
     if (CLIP_REFERENCE_OPS) {
         matmul_reference(out, in, w, bias, n, in_dim, out_dim, mode);
@@ -1070,10 +1100,11 @@ static void matmul_forward(float *out, const float *in, const float *w, const fl
             int k0 = k_bound(in_dim, kb, blocks), k1 = k_bound(in_dim, kb + 1, blocks);
             OMP("omp for schedule(static)")
             for (blk = 0; blk < row_blocks * slices; blk++) {
-                int r0 = (blk % row_blocks) * mr, c0 = (blk / row_blocks) * MM_NC, p = c0 / PANEL;
+                int tile = blk % row_blocks, c0 = (blk / row_blocks) * MM_NC, p = c0 / PANEL, r0, mr;
                 const float *panel = w + (size_t)p * in_dim * PANEL;
                 const void *ahead = NULL;
                 size_t ahead_bytes = 0;
+                row_tile(tall, tile, &r0, &mr);
                 /* the slice that ends a panel fetches what comes next: the next
                    panel's rows k0 .. k1-1, else the first panel's rows of the
                    next k block, else the caller's next */
@@ -1089,8 +1120,8 @@ static void matmul_forward(float *out, const float *in, const float *w, const fl
                         ahead_bytes = next_bytes;
                     }
                 }
-                matmul_block(out, partial, in, panel + c0 % PANEL, bias, n, in_dim, k0, k1, out_dim, mode, mr, r0, c0,
-                             (const char *)ahead, ahead_bytes);
+                matmul_block(out, partial, in, panel + c0 % PANEL, bias, n, in_dim, k0, k1, out_dim, mode, mr, r0, tile,
+                             row_blocks, c0, (const char *)ahead, ahead_bytes);
             }
         }
     }
@@ -1249,14 +1280,14 @@ static void matmul_expanded(const clip_context *ctx, float *out, const float *in
                             const float *bias, int n, int in_dim, int out_dim, int mode, float *partial,
                             const unsigned char *next, int next_in, int next_out)
 {
-    int panels = (out_dim + PANEL - 1) / PANEL, slots = ctx->panel_slots, mr = tile_rows(n), s;
+    int panels = (out_dim + PANEL - 1) / PANEL, slots = ctx->panel_slots, tall, row_blocks = row_split(n, &tall), s;
     int blocks = k_blocks(in_dim, mode, partial);
     size_t pb = panel_bytes((size_t)in_dim, type);
     if (!partial) partial = out;
     OMP("omp parallel for schedule(static, 1) if ((size_t)n * in_dim * out_dim > 65536)")
     for (s = 0; s < slots; s++) {
         float *buf = ctx->panels + (size_t)s * ctx->panel_floats;
-        int p, r0, c0, kb;
+        int p, r0, mr, c0, kb, tile;
         for (p = s * panels / slots; p < (s + 1) * panels / slots; p++) {
             /* the next panel's file bytes are fetched while this one's last tiles run */
             const char *ahead = p + 1 < (s + 1) * panels / slots ? (const char *)w + (size_t)(p + 1) * pb : NULL;
@@ -1270,9 +1301,12 @@ static void matmul_expanded(const clip_context *ctx, float *out, const float *in
             for (kb = 0; kb < blocks; kb++) {
                 int k0 = k_bound(in_dim, kb, blocks), k1 = k_bound(in_dim, kb + 1, blocks);
                 for (c0 = p * PANEL; c0 < out_dim && c0 < (p + 1) * PANEL; c0 += MM_NC)
-                    for (r0 = 0; r0 < n; r0 += mr)
+                    for (tile = 0; tile < row_blocks; tile++) {
+                        row_tile(tall, tile, &r0, &mr);
                         matmul_block(out, partial, in, buf + c0 % PANEL, bias, n, in_dim, k0, k1, out_dim, mode, mr, r0,
-                                     c0, kb == blocks - 1 && c0 % PANEL == PANEL - MM_NC ? ahead : NULL, ahead_bytes);
+                                     tile, row_blocks, c0,
+                                     kb == blocks - 1 && c0 % PANEL == PANEL - MM_NC ? ahead : NULL, ahead_bytes);
+                    }
             }
         }
     }

@@ -79,7 +79,7 @@ static void test_matmul(void)
     static const int shapes[][3] = {{1, 1, 1},    {1, 7, 3},    {3, 5, 65},   {5, 64, 64},    {50, 768, 97},
                                     {6, 64, 64},  {7, 64, 128}, {4, 3, 128},  {7, 129, 200}, {13, 40, 1},
                                     {2, 1, 300},  {9, 33, 63},  {11, 17, 129}, {50, 768, 2304},
-                                    {7, 2500, 130}, {13, 1025, 64}}; /* the last two in k blocks */
+                                    {23, 70, 130},  {7, 2500, 130}, {13, 1025, 64}}; /* 23: tiles of 6 and 5; the last two in k blocks */
     unsigned seed = 1;
     int s, mode, with_bias, i;
     for (s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
@@ -153,6 +153,25 @@ static void test_matmul(void)
     report(tile_rows(12) == 6 && tile_rows(10) == 5 && tile_rows(8) == 5 && tile_rows(50) == 5 && tile_rows(28) == 6 &&
                tile_rows(1) == 5,
            "tile_rows", 0.0);
+    /* row_split covers 0 .. n-1 in order, tall tiles first, repeating a
+       row only below 20 (and then fewer than 5) */
+    {
+        int n, bad = 0;
+        char what[96];
+        for (n = 1; n <= 1000 && !bad; n++) {
+            int tall, tiles = row_split(n, &tall), t, next = 0, r0, mr;
+            for (t = 0; t < tiles; t++) {
+                row_tile(tall, t, &r0, &mr);
+                if (r0 != next || (mr != MM_MR && mr != MM_MR - 1) || (t < tall) != (mr == MM_MR)) bad = n;
+                next = r0 + mr;
+            }
+            if (next < n || next - n >= MM_MR - 1 || (n >= 20 && next != n)) bad = n;
+        }
+        snprintf(what, sizeof what, "row_split, n = 1 .. 1000 (first wrong n: %d)", bad);
+        report(!bad, what, 0.0);
+        report(row_split(28, &n) == 5 && n == 3 && row_split(50, &n) == 9 && n == 5 && row_split(7, &n) == 2 && n == 0,
+               "row_split(28), (50), (7): 3 x 6 + 2 x 5, 5 x 6 + 4 x 5, 2 x 5", 0.0);
+    }
     report(packed_size(3, 65) == 3 * 128 && packed_size(SIZE_MAX / 64, 65) == SIZE_MAX, "packed_size", 0.0);
 }
 
