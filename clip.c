@@ -934,13 +934,13 @@ static void matmul_tile(float *const *out, const float *const *in, const float *
         if (out[r]) epilogue(out[r], acc[r], cols, mode);
 }
 
-/* One tile height, 5 or 6, that wastes the fewest rows on n (the
-   attention's blocks of query rows; matmuls mix the two, row_split). Not 4: gcc 12
-   compiles the 4-row tile another way (across the rows), and it ran at a
-   third of the speed of the 5- and 6-row tiles on this project's machine
-   (bench/matmul_bench: 4 prompts of 7 tokens, 28 rows, went from 4-row
-   tiles at 50-70 GFLOP/s to 6-row tiles at 117-190, one thread), so a few
-   repeated rows cost less. */
+/* One tile height, 5 or 6, that wastes the fewest rows on n: the
+   attention's blocks of query rows (matmuls mix the two, row_split).
+   Not 4: gcc 12 compiles the 4-row tile another way (across the rows),
+   and it ran at a third of the speed of the 5- and 6-row tiles on this
+   project's machine (bench/matmul_bench: 4 prompts of 7 tokens, 28 rows,
+   went from 4-row tiles at 50-70 GFLOP/s to 6-row tiles at 117-190, one
+   thread), so a few repeated rows cost less. */
 static int tile_rows(int n)
 {
     int best = MM_MR, waste = INT_MAX, mr;
@@ -1008,9 +1008,10 @@ static int k_bound(int in_dim, int kb, int blocks)
     return (int)((long long)in_dim * kb / blocks);
 }
 
-/* The tile of rows r0 .. r0+mr-1, tile `tile` of `tiles` (rows past n
-   repeat the last and are dropped) and the MM_NC columns from c0, over inputs k0 .. k1-1: panel
-   points at that slice of the (in_dim, PANEL) panel holding column c0.
+/* Row tile `tile` of the `tiles` of row_split(n, &tall) (rows past n
+   repeat the last and are dropped) times the MM_NC columns from c0, over
+   inputs k0 .. k1-1: panel points at that slice of the (in_dim, PANEL)
+   panel holding column c0.
    The sums start from the bias when k0 is 0, else from partial (n,
    out_dim); they end in out through the epilogue when k1 is in_dim, else
    in partial. partial may be out unless mode adds to out.
@@ -1023,14 +1024,15 @@ static int k_bound(int in_dim, int kb, int blocks)
    its first tile finds it in cache too: without this a batch-1 forward
    pass, whose weights fit in no cache, spent a tenth of its time waiting. */
 static void matmul_block(float *out, float *partial, const float *in, const float *panel, const float *bias, int n,
-                         int in_dim, int k0, int k1, int out_dim, int mode, int mr, int r0, int tile, int tiles,
-                         int c0, const char *next, size_t next_bytes)
+                         int in_dim, int k0, int k1, int out_dim, int mode, int tall, int tile, int tiles, int c0,
+                         const char *next, size_t next_bytes)
 {
-    int cols = out_dim - c0 < MM_NC ? out_dim - c0 : MM_NC, depth = k1 - k0, r, c;
+    int cols = out_dim - c0 < MM_NC ? out_dim - c0 : MM_NC, depth = k1 - k0, r0, mr, r, c;
     int share = tiles > 1 ? tile - 1 : 0, steps = 0, per_step = 1;
     const float *rows_in[MM_MR], *init[MM_MR];
     float *rows_out[MM_MR], b[MM_NC], held[MM_MR][MM_NC];
     const char *ahead = NULL;
+    row_tile(tall, tile, &r0, &mr);
     if (next && share >= 0 && depth > 0) {
         size_t lines = next_bytes / CACHE_LINE, helpers = tiles > 1 ? (size_t)tiles - 1 : 1, first;
         per_step = (int)((lines + helpers * depth - 1) / (helpers * depth)); /* lines per k to cover it */
@@ -1100,11 +1102,10 @@ static void matmul_forward(float *out, const float *in, const float *w, const fl
             int k0 = k_bound(in_dim, kb, blocks), k1 = k_bound(in_dim, kb + 1, blocks);
             OMP("omp for schedule(static)")
             for (blk = 0; blk < row_blocks * slices; blk++) {
-                int tile = blk % row_blocks, c0 = (blk / row_blocks) * MM_NC, p = c0 / PANEL, r0, mr;
+                int tile = blk % row_blocks, c0 = (blk / row_blocks) * MM_NC, p = c0 / PANEL;
                 const float *panel = w + (size_t)p * in_dim * PANEL;
                 const void *ahead = NULL;
                 size_t ahead_bytes = 0;
-                row_tile(tall, tile, &r0, &mr);
                 /* the slice that ends a panel fetches what comes next: the next
                    panel's rows k0 .. k1-1, else the first panel's rows of the
                    next k block, else the caller's next */
@@ -1120,7 +1121,7 @@ static void matmul_forward(float *out, const float *in, const float *w, const fl
                         ahead_bytes = next_bytes;
                     }
                 }
-                matmul_block(out, partial, in, panel + c0 % PANEL, bias, n, in_dim, k0, k1, out_dim, mode, mr, r0, tile,
+                matmul_block(out, partial, in, panel + c0 % PANEL, bias, n, in_dim, k0, k1, out_dim, mode, tall, tile,
                              row_blocks, c0, (const char *)ahead, ahead_bytes);
             }
         }
@@ -1287,7 +1288,7 @@ static void matmul_expanded(const clip_context *ctx, float *out, const float *in
     OMP("omp parallel for schedule(static, 1) if ((size_t)n * in_dim * out_dim > 65536)")
     for (s = 0; s < slots; s++) {
         float *buf = ctx->panels + (size_t)s * ctx->panel_floats;
-        int p, r0, mr, c0, kb, tile;
+        int p, c0, kb, tile;
         for (p = s * panels / slots; p < (s + 1) * panels / slots; p++) {
             /* the next panel's file bytes are fetched while this one's last tiles run */
             const char *ahead = p + 1 < (s + 1) * panels / slots ? (const char *)w + (size_t)(p + 1) * pb : NULL;
@@ -1301,12 +1302,10 @@ static void matmul_expanded(const clip_context *ctx, float *out, const float *in
             for (kb = 0; kb < blocks; kb++) {
                 int k0 = k_bound(in_dim, kb, blocks), k1 = k_bound(in_dim, kb + 1, blocks);
                 for (c0 = p * PANEL; c0 < out_dim && c0 < (p + 1) * PANEL; c0 += MM_NC)
-                    for (tile = 0; tile < row_blocks; tile++) {
-                        row_tile(tall, tile, &r0, &mr);
-                        matmul_block(out, partial, in, buf + c0 % PANEL, bias, n, in_dim, k0, k1, out_dim, mode, mr, r0,
+                    for (tile = 0; tile < row_blocks; tile++)
+                        matmul_block(out, partial, in, buf + c0 % PANEL, bias, n, in_dim, k0, k1, out_dim, mode, tall,
                                      tile, row_blocks, c0,
                                      kb == blocks - 1 && c0 % PANEL == PANEL - MM_NC ? ahead : NULL, ahead_bytes);
-                    }
             }
         }
     }
@@ -1626,7 +1625,7 @@ static int encode_image_batch(clip_context *ctx, const clip_image *crops, int n_
     const clip_config *c = &m->cfg;
     const vision_weights *w = &m->vision;
     int S = c->image_size, P = c->patch_size, grid = S / P, n = grid * grid + 1, D = c->vision_width;
-    int patch_len = c->channels * P * P, rows = n * n_images, b, g, ch, py, px;
+    int patch_len = c->channels * P * P, rows = n * n_images, b, g, ch, py, px, last;
     float *x, *patches, *scratch, *pooled, *mem;
     int *starts;
     size_t need;
@@ -1666,9 +1665,10 @@ static int encode_image_batch(clip_context *ctx, const clip_image *crops, int n_
         }
         /* CLIPVisionEmbeddings: [class_embedding; patch_embedding(pixels)] + position_embedding */
         memcpy(xb, w->class_emb, (size_t)D * sizeof(float));
+        /* what follows is the next image's patch embedding, or layer 0's q/k/v */
+        last = b + 1 == n_images;
         linear_forward(ctx, xb + D, patches, w->patch_w, NULL, n - 1, patch_len, D, MM_STORE, NULL,
-                       b + 1 < n_images ? w->patch_w : w->enc.wqkv, b + 1 < n_images ? patch_len : D,
-                       b + 1 < n_images ? D : 3 * D);
+                       last ? w->enc.wqkv : w->patch_w, last ? D : patch_len, last ? 3 * D : D);
         add_position_embedding(xb, w->pos_emb, n, D);
     }
     /* hidden_states = self.pre_layrnorm(hidden_states) */
