@@ -906,6 +906,43 @@ static void matmul_reference(float *out, const float *in, const float *w, const 
 #endif
 #define CACHE_LINE 64
 
+/* The tiles are inlined where they are called with constant sizes and
+   types: left to itself, gcc 12 made out-of-line copies of them once
+   matmul_block called six, and those ran at a third of the speed. */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(__TINYC__)
+#define TILE_INLINE static inline __attribute__((always_inline))
+#else
+#define TILE_INLINE static inline
+#endif
+
+/* Which weight types the tiles multiply straight from the file's panels:
+   float32; bf16, whose conversion is a shift; and f16 where the target
+   converts it in one instruction (x86's F16C). A tile converts each weight
+   row it reads in registers, between the multiply-adds, in ports they
+   leave idle: one ViT-B/32 bf16 text pass, 1 thread, took 12.7% less time
+   than when each panel was first expanded to a float32 buffer (bench/README).
+   Other types (q8, and f16 elsewhere) are expanded (matmul_expanded).
+   An AVX-512 build with 8-column slices (-DMM_NC=8) got f16 sums that
+   differed from the float32 tile's in the last bits, so there f16 is
+   expanded too. */
+#if defined(__F16C__) && !CLIP_REFERENCE_OPS && (!defined(__AVX512F__) || MM_NC % 16 == 0)
+#define F16_IN_TILE 1
+#else
+#define F16_IN_TILE 0
+#endif
+static int in_tile(int type)
+{
+    return type == CLIP_WEIGHTS_F32 || type == CLIP_WEIGHTS_BF16 || (type == CLIP_WEIGHTS_F16 && F16_IN_TILE);
+}
+
+/* bytes of one weight of a type in_tile takes */
+static size_t weight_size(int type)
+{
+    return type == CLIP_WEIGHTS_F32 ? 4 : 2;
+}
+
+static void halves_row(float *dst, const uint16_t *src, int type);
+
 /* One mr x MM_NC tile: each row's sums start from init (the bias, or the
    sums of the k before), then the products in k order. It is called
    with constant mr (5 or 6), so the compiler makes one copy per size
@@ -914,8 +951,9 @@ static void matmul_reference(float *out, const float *in, const float *w, const 
    apart); rows come as pointers (a short last tile repeats a row and drops
    it). On the way it asks for ahead_steps x lines_per_step cache lines
    from ahead (the weights the next tiles will need), a few per k. */
-static void matmul_tile(float *const *out, const float *const *in, const float *panel, const float *const *init,
-                        int in_dim, int cols, int mode, int mr, const char *ahead, int ahead_steps, int lines_per_step)
+TILE_INLINE void matmul_tile(float *const *out, const float *const *in, const float *panel, const float *const *init,
+                             int in_dim, int cols, int mode, int mr, const char *ahead, int ahead_steps,
+                             int lines_per_step)
 {
     float acc[MM_MR][MM_NC];
     int r, c, k, j;
@@ -928,6 +966,38 @@ static void matmul_tile(float *const *out, const float *const *in, const float *
         for (r = 0; r < mr; r++) {
             float a = in[r][k];
             for (c = 0; c < MM_NC; c++) acc[r][c] += a * wk[c];
+        }
+    }
+    for (r = 0; r < mr; r++)
+        if (out[r]) epilogue(out[r], acc[r], cols, mode);
+}
+
+/* matmul_tile on a panel of f16 or bf16 weights (type, a constant at
+   each call): each weight row is converted as it is read, into registers,
+   and the sums are matmul_tile's on the converted weights. A copy of its
+   own, so that the float32 tile's code stays as the compiler made it. */
+TILE_INLINE void matmul_tile_halves(float *const *out, const float *const *in, const uint16_t *panel, int type,
+                                    const float *const *init, int in_dim, int cols, int mode, int mr,
+                                    const char *ahead, int ahead_steps, int lines_per_step)
+{
+    float acc[MM_MR][MM_NC], wk[MM_NC];
+    int r, c, k, j;
+    for (r = 0; r < mr; r++)
+        for (c = 0; c < MM_NC; c++) acc[r][c] = init[r][c];
+    for (k = 0; k < in_dim; k++) {
+        halves_row(wk, panel + (size_t)k * PANEL, type);
+        if (k < ahead_steps)
+            for (j = 0; j < lines_per_step; j++) PREFETCH(ahead + ((size_t)k * lines_per_step + j) * CACHE_LINE);
+        for (r = 0; r < mr; r++) {
+            float a = in[r][k];
+#ifdef FP_FAST_FMAF
+            /* fused, as the float32 tile's sums are contracted (-ffp-contract=fast)
+               where the target has the instruction: spelled out, because the
+               compiler's vectorizer left some products of this copy unfused */
+            for (c = 0; c < MM_NC; c++) acc[r][c] = fmaf(a, wk[c], acc[r][c]);
+#else
+            for (c = 0; c < MM_NC; c++) acc[r][c] += a * wk[c];
+#endif
         }
     }
     for (r = 0; r < mr; r++)
@@ -1011,7 +1081,7 @@ static int k_bound(int in_dim, int kb, int blocks)
 /* Row tile `tile` of the `tiles` of row_split(n, &tall) (rows past n
    repeat the last and are dropped) times the MM_NC columns from c0, over
    inputs k0 .. k1-1: panel points at that slice of the (in_dim, PANEL)
-   panel holding column c0.
+   panel holding column c0, weights of the given type (in_tile).
    The sums start from the bias when k0 is 0, else from partial (n,
    out_dim); they end in out through the epilogue when k1 is in_dim, else
    in partial. partial may be out unless mode adds to out.
@@ -1023,7 +1093,7 @@ static int k_bound(int in_dim, int kb, int blocks)
    (or the only one) fetch the next panel between them, a share each, and
    its first tile finds it in cache too: without this a batch-1 forward
    pass, whose weights fit in no cache, spent a tenth of its time waiting. */
-static void matmul_block(float *out, float *partial, const float *in, const float *panel, const float *bias, int n,
+static void matmul_block(float *out, float *partial, const float *in, const void *panel, int type, const float *bias, int n,
                          int in_dim, int k0, int k1, int out_dim, int mode, int tall, int tile, int tiles, int c0,
                          const char *next, size_t next_bytes)
 {
@@ -1060,35 +1130,54 @@ static void matmul_block(float *out, float *partial, const float *in, const floa
         rows_out[r] = r0 + r < n ? (k1 == in_dim ? out : partial) + (size_t)(r0 + r) * out_dim + c0 : NULL;
     }
     if (k1 < in_dim) mode = MM_STORE;
-    panel += (size_t)k0 * PANEL;
-    if (mr == 6)
-        matmul_tile(rows_out, rows_in, panel, init, depth, cols, mode, 6, ahead, steps, per_step);
-    else
-        matmul_tile(rows_out, rows_in, panel, init, depth, cols, mode, 5, ahead, steps, per_step);
+    panel = (const char *)panel + (size_t)k0 * PANEL * weight_size(type);
+    /* constant arguments: a copy of the tile for each height and type */
+    if (type == CLIP_WEIGHTS_F32) {
+        const float *p = (const float *)panel;
+        if (mr == 6)
+            matmul_tile(rows_out, rows_in, p, init, depth, cols, mode, 6, ahead, steps, per_step);
+        else
+            matmul_tile(rows_out, rows_in, p, init, depth, cols, mode, 5, ahead, steps, per_step);
+    } else if (type == CLIP_WEIGHTS_BF16) {
+        const uint16_t *p = (const uint16_t *)panel;
+        if (mr == 6)
+            matmul_tile_halves(rows_out, rows_in, p, CLIP_WEIGHTS_BF16, init, depth, cols, mode, 6, ahead, steps, per_step);
+        else
+            matmul_tile_halves(rows_out, rows_in, p, CLIP_WEIGHTS_BF16, init, depth, cols, mode, 5, ahead, steps, per_step);
+    } else {
+        const uint16_t *p = (const uint16_t *)panel;
+        if (mr == 6)
+            matmul_tile_halves(rows_out, rows_in, p, CLIP_WEIGHTS_F16, init, depth, cols, mode, 6, ahead, steps, per_step);
+        else
+            matmul_tile_halves(rows_out, rows_in, p, CLIP_WEIGHTS_F16, init, depth, cols, mode, 5, ahead, steps, per_step);
+    }
 }
 
-/* The bytes of a float32 weight (in_dim inputs, panels) that a matmul
-   over it reads first: its first panel's rows of the first k block. */
-static size_t first_block_bytes(int in_dim)
+/* The bytes of a weight (in_dim inputs, panels, a type in_tile takes)
+   that a matmul over it reads first: its first panel's rows of the first
+   k block. */
+static size_t first_block_bytes(int in_dim, int type)
 {
-    return (size_t)k_bound(in_dim, 1, k_blocks(in_dim, MM_STORE, NULL)) * PANEL * sizeof(float);
+    return (size_t)k_bound(in_dim, 1, k_blocks(in_dim, MM_STORE, NULL)) * PANEL * weight_size(type);
 }
 
 /* matmul_reference's sums, in the same k order, computed in register tiles
    of mr rows x one MM_NC-column slice of a panel, with the epilogue applied
-   on the way out. partial: (n, out_dim) floats for the running sums of a
-   product in k blocks, or NULL to keep them in out (then a residual add
-   takes its k in one block). next (next_bytes long, or NULL) is what the
-   caller reads after this product, the next matmul's first_block_bytes:
-   it is fetched while the last panel runs, as each panel fetches the one
-   after it (a hint; results do not depend on it). */
-static void matmul_forward(float *out, const float *in, const float *w, const float *bias, int n, int in_dim,
-                           int out_dim, int mode, float *partial, const void *next, size_t next_bytes)
+   on the way out. w is the panels, weights of a type in_tile takes.
+   partial: (n, out_dim) floats for the running sums of a product in k
+   blocks, or NULL to keep them in out (then a residual add takes its k in
+   one block). next (next_bytes long, or NULL) is what the caller reads
+   after this product, the next matmul's first_block_bytes: it is fetched
+   while the last panel runs, as each panel fetches the one after it (a
+   hint; results do not depend on it). */
+static void matmul_forward(float *out, const float *in, const void *w, int type, const float *bias, int n,
+                           int in_dim, int out_dim, int mode, float *partial, const void *next, size_t next_bytes)
 {
     int tall, row_blocks = row_split(n, &tall), slices = (out_dim + MM_NC - 1) / MM_NC;
     int blocks = k_blocks(in_dim, mode, partial);
-    if (CLIP_REFERENCE_OPS) {
-        matmul_reference(out, in, w, bias, n, in_dim, out_dim, mode);
+    size_t size = weight_size(type);
+    if (CLIP_REFERENCE_OPS && type == CLIP_WEIGHTS_F32) {
+        matmul_reference(out, in, (const float *)w, bias, n, in_dim, out_dim, mode);
         return;
     }
     if (!partial) partial = out;
@@ -1103,7 +1192,7 @@ static void matmul_forward(float *out, const float *in, const float *w, const fl
             OMP("omp for schedule(static)")
             for (blk = 0; blk < row_blocks * slices; blk++) {
                 int tile = blk % row_blocks, c0 = (blk / row_blocks) * MM_NC, p = c0 / PANEL;
-                const float *panel = w + (size_t)p * in_dim * PANEL;
+                const char *panel = (const char *)w + (size_t)p * in_dim * PANEL * size;
                 const void *ahead = NULL;
                 size_t ahead_bytes = 0;
                 /* the slice that ends a panel fetches what comes next: the next
@@ -1111,18 +1200,18 @@ static void matmul_forward(float *out, const float *in, const float *w, const fl
                    next k block, else the caller's next */
                 if (c0 % PANEL == PANEL - MM_NC || c0 + MM_NC >= out_dim) {
                     if ((p + 1) * PANEL < out_dim) {
-                        ahead = panel + ((size_t)in_dim + k0) * PANEL;
-                        ahead_bytes = (size_t)(k1 - k0) * PANEL * sizeof(float);
+                        ahead = panel + ((size_t)in_dim + k0) * PANEL * size;
+                        ahead_bytes = (size_t)(k1 - k0) * PANEL * size;
                     } else if (kb + 1 < blocks) {
-                        ahead = w + (size_t)k1 * PANEL;
-                        ahead_bytes = (size_t)(k_bound(in_dim, kb + 2, blocks) - k1) * PANEL * sizeof(float);
+                        ahead = (const char *)w + (size_t)k1 * PANEL * size;
+                        ahead_bytes = (size_t)(k_bound(in_dim, kb + 2, blocks) - k1) * PANEL * size;
                     } else {
                         ahead = next;
                         ahead_bytes = next_bytes;
                     }
                 }
-                matmul_block(out, partial, in, panel + c0 % PANEL, bias, n, in_dim, k0, k1, out_dim, mode, tall, tile,
-                             row_blocks, c0, (const char *)ahead, ahead_bytes);
+                matmul_block(out, partial, in, panel + (size_t)(c0 % PANEL) * size, type, bias, n, in_dim, k0, k1,
+                             out_dim, mode, tall, tile, row_blocks, c0, (const char *)ahead, ahead_bytes);
             }
         }
     }
@@ -1130,12 +1219,14 @@ static void matmul_forward(float *out, const float *in, const float *w, const fl
 
 /* ------------------------------------------------------------------------
    Reduced precision. A half- or quarter-size file keeps its linear weights
-   and token embedding as f16, bf16 or q8; the arithmetic stays float32. A
-   matmul expands each weight panel to float32 once, into a buffer of the
-   thread's own, and runs all its row tiles on that: the expansion costs
-   one conversion per weight against 2n flops (n rows), and the panel is
-   then read from cache. The sums are the float32 matmul's on the expanded
-   weights, exactly. */
+   and token embedding as f16, bf16 or q8; the arithmetic stays float32.
+   bf16 and (with F16C) f16 panels go to the tiles as they are, which
+   convert each weight row in registers (in_tile). The rest are expanded:
+   a matmul expands each weight panel to float32 once, into a buffer of
+   the thread's own, and runs all its row tiles on that; the expansion
+   costs one conversion per weight against 2n flops (n rows), and the
+   panel is then read from cache. Either way the sums are the float32
+   matmul's on the converted weights, exactly. */
 
 static uint32_t float_to_bits(float f)
 {
@@ -1163,8 +1254,8 @@ static float half_to_float(uint16_t h)
 /* n halves to float32: the same values as half_to_float. Where the
    compiler targets x86's F16C (-march=native on any x86 since 2013), the
    conversion instruction does 8 at a time, about 4x the branch-free loop's
-   speed, which a half-size file pays once per weight per matmul (it was
-   0.1x of a batch-1 pass). The one difference: F16C sets a signalling
+   speed (the expansion was 0.1x of a batch-1 pass before the tiles took
+   f16 themselves). The one difference: F16C sets a signalling
    NaN's quiet bit, which no weight a matmul can use has anyway. */
 #if defined(__F16C__) && !CLIP_REFERENCE_OPS
 static void halves_to_floats(float *dst, const uint16_t *h, size_t n)
@@ -1208,6 +1299,26 @@ static void expand_panel(float *dst, const unsigned char *src, int type, int in_
             src += PANEL * 2 + Q8_BLOCK * PANEL;
         }
     }
+}
+
+/* One row of MM_NC weights of an f16 or bf16 panel as float32, for
+   matmul_tile: with F16C the same values as half_to_float (F16_IN_TILE),
+   in a fixed number of instructions the compiler keeps inline. */
+static inline void halves_row(float *dst, const uint16_t *src, int type)
+{
+    int c = 0;
+    if (type == CLIP_WEIGHTS_BF16) {
+        for (c = 0; c < MM_NC; c++) dst[c] = bf16_to_float(src[c]);
+        return;
+    }
+#if F16_IN_TILE && defined(__AVX512F__)
+    for (; c + 16 <= MM_NC; c += 16)
+        _mm512_storeu_ps(dst + c, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(src + c))));
+#elif F16_IN_TILE
+    for (; c + 8 <= MM_NC; c += 8)
+        _mm256_storeu_ps(dst + c, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(src + c))));
+#endif
+    for (; c < MM_NC; c++) dst[c] = half_to_float(src[c]);
 }
 
 /* Row `row` of a typed embedding table of cols values, as float32. */
@@ -1255,7 +1366,7 @@ static int reserve_panels(clip_context *ctx, int max_in, char *err)
 {
     int slots;
     size_t floats = (size_t)max_in * PANEL;
-    if (ctx->model->cfg.weight_type == CLIP_WEIGHTS_F32) return 0;
+    if (in_tile(ctx->model->cfg.weight_type)) return 0;
     slots = team_size();
     if (slots > ctx->panel_slots || floats > ctx->panel_floats) {
         int ns = slots > ctx->panel_slots ? slots : ctx->panel_slots;
@@ -1272,9 +1383,10 @@ static int reserve_panels(clip_context *ctx, int max_in, char *err)
     return 0;
 }
 
-/* matmul_forward on a typed weight: the buffers' slots split the panels
-   between them, each expanded once and used by every row tile (in k
-   blocks, as matmul_forward's). next (NULL for none) is the typed weight,
+/* matmul_forward on a typed weight the tiles do not take (q8; f16
+   without F16C): the buffers' slots split the panels between them, each
+   expanded once and used by every row tile (in k blocks, as
+   matmul_forward's). next (NULL for none) is the typed weight,
    next_in x next_out, multiplied after this one: each slot's last panel
    fetches the panel that slot starts the next matmul with. */
 static void matmul_expanded(const clip_context *ctx, float *out, const float *in, const unsigned char *w, int type,
@@ -1303,8 +1415,8 @@ static void matmul_expanded(const clip_context *ctx, float *out, const float *in
                 int k0 = k_bound(in_dim, kb, blocks), k1 = k_bound(in_dim, kb + 1, blocks);
                 for (c0 = p * PANEL; c0 < out_dim && c0 < (p + 1) * PANEL; c0 += MM_NC)
                     for (tile = 0; tile < row_blocks; tile++)
-                        matmul_block(out, partial, in, buf + c0 % PANEL, bias, n, in_dim, k0, k1, out_dim, mode, tall,
-                                     tile, row_blocks, c0,
+                        matmul_block(out, partial, in, buf + c0 % PANEL, CLIP_WEIGHTS_F32, bias, n, in_dim, k0, k1,
+                                     out_dim, mode, tall, tile, row_blocks, c0,
                                      kb == blocks - 1 && c0 % PANEL == PANEL - MM_NC ? ahead : NULL, ahead_bytes);
             }
         }
@@ -1320,9 +1432,9 @@ static void linear_forward(const clip_context *ctx, float *out, const float *in,
                            const unsigned char *next, int next_in, int next_out)
 {
     int type = ctx->model->cfg.weight_type;
-    if (type == CLIP_WEIGHTS_F32)
-        matmul_forward(out, in, (const float *)(const void *)w, bias, n, in_dim, out_dim, mode, partial, next,
-                       next ? first_block_bytes(next_in) : 0);
+    if (in_tile(type))
+        matmul_forward(out, in, w, type, bias, n, in_dim, out_dim, mode, partial, next,
+                       next ? first_block_bytes(next_in, type) : 0);
     else
         matmul_expanded(ctx, out, in, w, type, bias, n, in_dim, out_dim, mode, partial, next, next_in, next_out);
 }

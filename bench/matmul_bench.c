@@ -173,10 +173,10 @@ int main(int argc, char **argv)
         for (i = 0; i < (size_t)h->n * h->in_dim; i++) in[i] = (float)((i * 7) % 13) * 0.01f - 0.06f;
         for (i = 0; i < np; i++) w[i] = (float)((i * 5) % 11) * 0.002f - 0.01f;
         for (i = 0; i < (size_t)h->out_dim; i++) b[i] = 0.01f;
-        matmul_forward(out, in, w, b, h->n, h->in_dim, h->out_dim, h->mode, part, NULL, 0); /* warm-up */
+        matmul_forward(out, in, w, CLIP_WEIGHTS_F32, b, h->n, h->in_dim, h->out_dim, h->mode, part, NULL, 0); /* warm-up */
         for (r = 0; r < runs; r++) {
             double t0 = now();
-            matmul_forward(out, in, w, b, h->n, h->in_dim, h->out_dim, h->mode, part, NULL, 0);
+            matmul_forward(out, in, w, CLIP_WEIGHTS_F32, b, h->n, h->in_dim, h->out_dim, h->mode, part, NULL, 0);
             t[r] = now() - t0;
         }
         med = median_of(t, runs);

@@ -110,9 +110,9 @@ static void test_matmul(void)
                 matmul_reference(ref, in, w, with_bias ? b : NULL, n, k, o, mode);
                 memcpy(inplace, start, sizeof(float) * n * o);
                 for (i = 0; i < n * o; i++) part[i] = -1e30f; /* must all be overwritten before they are read */
-                matmul_forward(fast, in, w, with_bias ? b : NULL, n, k, o, mode, part, NULL, 0);
+                matmul_forward(fast, in, w, CLIP_WEIGHTS_F32, with_bias ? b : NULL, n, k, o, mode, part, NULL, 0);
                 /* without a partial buffer: k blocks kept in out, or a residual add in one block; the same sums */
-                matmul_forward(inplace, in, w, with_bias ? b : NULL, n, k, o, mode, NULL, NULL, 0);
+                matmul_forward(inplace, in, w, CLIP_WEIGHTS_F32, with_bias ? b : NULL, n, k, o, mode, NULL, NULL, 0);
                 err = 0.0;
                 for (i = 0; i < n * o; i++)
                     if (inplace[i] != fast[i]) err = fmax(err, fabs((double)inplace[i] - fast[i]));
@@ -239,6 +239,7 @@ static void test_typed(void)
             float *wf = (float *)calloc(np, sizeof(float)), *in = (float *)malloc(sizeof(float) * n * k);
             float *b = (float *)malloc(sizeof(float) * o), *want = (float *)malloc(sizeof(float) * n * o);
             float *got = (float *)malloc(sizeof(float) * n * o), *part = (float *)malloc(sizeof(float) * n * o);
+            float *tiled = (float *)malloc(sizeof(float) * n * o);
             float row[600];
             clip_model m;
             clip_context ctx;
@@ -262,18 +263,33 @@ static void test_typed(void)
                     wf[(size_t)(r / 64) * k * 64 + (size_t)c * 64 + r % 64] = typed_weight_at(w, type, k, r, c);
             for (i = 0; i < n * k; i++) in[i] = frand(&seed);
             for (i = 0; i < o; i++) b[i] = frand(&seed);
-            for (i = 0; i < n * o; i++) want[i] = got[i] = frand(&seed);
-            matmul_forward(want, in, wf, b, n, k, o, MM_RESIDUAL_ADD, NULL, NULL, 0);
+            for (i = 0; i < n * o; i++) want[i] = frand(&seed);
             if (reserve_panels(&ctx, k, err)) {
                 report(0, err, 0.0);
                 continue;
             }
+            if (!ctx.panel_slots) { /* a type the tiles take straight (in_tile): expanded on other targets */
+                ctx.panels = (float *)malloc(sizeof(float) * k * 64);
+                ctx.panel_slots = 1;
+                ctx.panel_floats = (size_t)k * 64;
+            }
+            memcpy(got, want, sizeof(float) * n * o);
+            memcpy(tiled, want, sizeof(float) * n * o);
+            matmul_forward(want, in, wf, CLIP_WEIGHTS_F32, b, n, k, o, MM_RESIDUAL_ADD, NULL, NULL, 0);
             matmul_expanded(&ctx, got, in, w, type, b, n, k, o, MM_RESIDUAL_ADD, part, NULL, 0, 0);
             for (i = 0; i < n * o; i++)
                 if (got[i] != want[i]) diff = fmax(diff, fabs((double)got[i] - want[i]));
             snprintf(what, sizeof what, "matmul_expanded %s %dx%d @ %dx%d vs matmul_forward on the decoded weights "
                      "(%d panel buffers)", names[type], n, k, k, o, ctx.panel_slots);
             report(diff == 0.0 && finite_all(got, (size_t)n * o), what, diff);
+            if (in_tile(type)) { /* the tiles converting each weight row as they read it */
+                matmul_forward(tiled, in, w, type, b, n, k, o, MM_RESIDUAL_ADD, part, NULL, 0);
+                for (diff = 0.0, i = 0; i < n * o; i++)
+                    if (tiled[i] != want[i]) diff = fmax(diff, fabs((double)tiled[i] - want[i]));
+                snprintf(what, sizeof what, "matmul_forward on %s weights %dx%d @ %dx%d vs float32 on the decoded "
+                         "weights", names[type], n, k, k, o);
+                report(diff == 0.0 && finite_all(tiled, (size_t)n * o), what, diff);
+            }
             /* an embedding table of o rows of k values, in the rows layout */
             if (k <= 600 && type != CLIP_WEIGHTS_Q8) {
                 int ok = 1;
@@ -311,6 +327,7 @@ static void test_typed(void)
             free(b);
             free(want);
             free(got);
+            free(tiled);
         }
     /* the byte counts of the layout, and that they saturate instead of wrapping */
     report(linear_bytes(33, 65, CLIP_WEIGHTS_Q8) == 2 * 2 * 2176 && linear_bytes(33, 65, CLIP_WEIGHTS_F16) == 33 * 128 * 2 &&
