@@ -918,10 +918,12 @@ static void matmul_reference(float *out, const float *in, const float *w, const 
 /* Which weight types the tiles multiply straight from the file's panels:
    float32; bf16, whose conversion is a shift; and f16 where the target
    converts it in one instruction (x86's F16C). A tile converts each weight
-   row it reads in registers, between the multiply-adds, in ports they
-   leave idle: one ViT-B/32 bf16 text pass, 1 thread, took 12.7% less time
-   than when each panel was first expanded to a float32 buffer (bench/README).
-   Other types (q8, and f16 elsewhere) are expanded (matmul_expanded).
+   row as it reads it, in registers, so no float32 copy of the panel is
+   written and the half-size panels are what streams from memory: a
+   ViT-B/32 text pass, 1 thread, took 7% (bf16) and 13% (f16) less time
+   than when each panel was first expanded to a float32 buffer
+   (bench/README). Other types (q8, and f16 elsewhere) are expanded
+   (matmul_expanded).
    An AVX-512 build with 8-column slices (-DMM_NC=8) got f16 sums that
    differed from the float32 tile's in the last bits, so there f16 is
    expanded too. */
@@ -1093,9 +1095,9 @@ static int k_bound(int in_dim, int kb, int blocks)
    (or the only one) fetch the next panel between them, a share each, and
    its first tile finds it in cache too: without this a batch-1 forward
    pass, whose weights fit in no cache, spent a tenth of its time waiting. */
-static void matmul_block(float *out, float *partial, const float *in, const void *panel, int type, const float *bias, int n,
-                         int in_dim, int k0, int k1, int out_dim, int mode, int tall, int tile, int tiles, int c0,
-                         const char *next, size_t next_bytes)
+static void matmul_block(float *out, float *partial, const float *in, const void *panel, int type,
+                         const float *bias, int n, int in_dim, int k0, int k1, int out_dim, int mode, int tall, int tile,
+                         int tiles, int c0, const char *next, size_t next_bytes)
 {
     int cols = out_dim - c0 < MM_NC ? out_dim - c0 : MM_NC, depth = k1 - k0, r0, mr, r, c;
     int share = tiles > 1 ? tile - 1 : 0, steps = 0, per_step = 1;
@@ -1141,15 +1143,19 @@ static void matmul_block(float *out, float *partial, const float *in, const void
     } else if (type == CLIP_WEIGHTS_BF16) {
         const uint16_t *p = (const uint16_t *)panel;
         if (mr == 6)
-            matmul_tile_halves(rows_out, rows_in, p, CLIP_WEIGHTS_BF16, init, depth, cols, mode, 6, ahead, steps, per_step);
+            matmul_tile_halves(rows_out, rows_in, p, CLIP_WEIGHTS_BF16, init, depth, cols, mode, 6, ahead, steps,
+                               per_step);
         else
-            matmul_tile_halves(rows_out, rows_in, p, CLIP_WEIGHTS_BF16, init, depth, cols, mode, 5, ahead, steps, per_step);
+            matmul_tile_halves(rows_out, rows_in, p, CLIP_WEIGHTS_BF16, init, depth, cols, mode, 5, ahead, steps,
+                               per_step);
     } else {
         const uint16_t *p = (const uint16_t *)panel;
         if (mr == 6)
-            matmul_tile_halves(rows_out, rows_in, p, CLIP_WEIGHTS_F16, init, depth, cols, mode, 6, ahead, steps, per_step);
+            matmul_tile_halves(rows_out, rows_in, p, CLIP_WEIGHTS_F16, init, depth, cols, mode, 6, ahead, steps,
+                               per_step);
         else
-            matmul_tile_halves(rows_out, rows_in, p, CLIP_WEIGHTS_F16, init, depth, cols, mode, 5, ahead, steps, per_step);
+            matmul_tile_halves(rows_out, rows_in, p, CLIP_WEIGHTS_F16, init, depth, cols, mode, 5, ahead, steps,
+                               per_step);
     }
 }
 
