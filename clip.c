@@ -1006,6 +1006,17 @@ TILE_INLINE void matmul_tile_halves(float *const *out, const float *const *in, c
         if (out[r]) epilogue(out[r], acc[r], cols, mode);
 }
 
+/* matmul_tile_halves with mr (5 or 6) made a constant: a copy per height */
+TILE_INLINE void tile_halves_of_height(float *const *out, const float *const *in, const uint16_t *panel, int type,
+                                       const float *const *init, int in_dim, int cols, int mode, int mr,
+                                       const char *ahead, int ahead_steps, int lines_per_step)
+{
+    if (mr == 6)
+        matmul_tile_halves(out, in, panel, type, init, in_dim, cols, mode, 6, ahead, ahead_steps, lines_per_step);
+    else
+        matmul_tile_halves(out, in, panel, type, init, in_dim, cols, mode, 5, ahead, ahead_steps, lines_per_step);
+}
+
 /* One tile height, 5 or 6, that wastes the fewest rows on n: the
    attention's blocks of query rows (matmuls mix the two, row_split).
    Not 4: gcc 12 compiles the 4-row tile another way (across the rows),
@@ -1141,21 +1152,11 @@ static void matmul_block(float *out, float *partial, const float *in, const void
         else
             matmul_tile(rows_out, rows_in, p, init, depth, cols, mode, 5, ahead, steps, per_step);
     } else if (type == CLIP_WEIGHTS_BF16) {
-        const uint16_t *p = (const uint16_t *)panel;
-        if (mr == 6)
-            matmul_tile_halves(rows_out, rows_in, p, CLIP_WEIGHTS_BF16, init, depth, cols, mode, 6, ahead, steps,
-                               per_step);
-        else
-            matmul_tile_halves(rows_out, rows_in, p, CLIP_WEIGHTS_BF16, init, depth, cols, mode, 5, ahead, steps,
-                               per_step);
+        tile_halves_of_height(rows_out, rows_in, (const uint16_t *)panel, CLIP_WEIGHTS_BF16, init, depth, cols, mode, mr,
+                              ahead, steps, per_step);
     } else {
-        const uint16_t *p = (const uint16_t *)panel;
-        if (mr == 6)
-            matmul_tile_halves(rows_out, rows_in, p, CLIP_WEIGHTS_F16, init, depth, cols, mode, 6, ahead, steps,
-                               per_step);
-        else
-            matmul_tile_halves(rows_out, rows_in, p, CLIP_WEIGHTS_F16, init, depth, cols, mode, 5, ahead, steps,
-                               per_step);
+        tile_halves_of_height(rows_out, rows_in, (const uint16_t *)panel, CLIP_WEIGHTS_F16, init, depth, cols, mode, mr,
+                              ahead, steps, per_step);
     }
 }
 
