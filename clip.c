@@ -1309,7 +1309,7 @@ static void expand_panel(float *dst, const unsigned char *src, int type, int in_
 }
 
 /* One row of MM_NC weights of an f16 or bf16 panel as float32, for
-   matmul_tile: with F16C the same values as half_to_float (F16_IN_TILE),
+   matmul_tile_halves: with F16C the same values as half_to_float (F16_IN_TILE),
    in a fixed number of instructions the compiler keeps inline. */
 static inline void halves_row(float *dst, const uint16_t *src, int type)
 {
