@@ -820,7 +820,12 @@ static inline float gelu_fast(float x)
     return x * phi.f;
 }
 
-/* the fast matmul's epilogue for one row of cols results */
+/* the fast matmul's epilogue for one row of cols results. Not inlined
+   under clang: inlined into a tile, clang 14 forwarded the tile's sums
+   into its memcpy and then kept all the tile's accumulators in memory. */
+#if defined(__clang__)
+__attribute__((noinline))
+#endif
 static void epilogue(float *out, const float *acc, int cols, int mode)
 {
     int c;
@@ -872,25 +877,38 @@ static void matmul_reference(float *out, const float *in, const float *w, const 
 /* The tile's width: a 64-column panel is walked in PANEL / MM_NC slices of
    MM_NC columns; each output's sum is the same, in the same k order,
    whatever the width, so the width is only a matter of speed, chosen per
-   target (-DMM_NC=... overrides it). Measured with gcc 12 on this
-   project's machine (AMD Zen 5, AVX-512 at full width), one thread, a
-   400 x 768 x 3072 matmul:
-     AVX-512: 64 (6 x 64 accumulators in 24 of its 32 registers), about
-     180 GFLOP/s;
-     AVX2 + FMA without AVX-512: 32, 1.15x faster than 64;
-     SSE2 (x86-64 without -march), and targets that could not be measured
-     here: 64, about 22 GFLOP/s. Narrower SSE2 tiles written four columns
-     at a time reached 24-29 GFLOP/s when storing, but gcc compiles the
-     residual-add and activation epilogues' copies of them into slower
-     code (7-8 GFLOP/s), and 8 or 16 columns as written here fall to 3:
-     gcc's loop vectorizer reshapes the loop. SSE2's ceiling is a quarter
-     of this machine's AVX-512 (16 flops a cycle, no FMA), so a PORTABLE
-     build stays 4-5x slower here whatever the tile. */
+   target from its registers (-DMM_NC=... overrides it): the tile's
+   MM_MR x MM_NC accumulators, 24 registers where the width allows, plus
+   a slice of a weight row and the broadcast input should fit the target's
+   register file, or the sums go to memory and back at every k. Measured
+   with gcc 12 on this project's machine (AMD Zen 5), one thread,
+   bench/matmul_bench, as a fraction of the peak of the same build:
+     AVX-512 (32 registers of 16 floats): 64, 6 x 4 registers, 86-96%;
+     AVX2 + FMA (16 of 8): 32 (6 x 4, some spilled), 59-65% of its peak,
+       where 16 (6 x 2) made 49-56%;
+     128-bit vectors: 16, 6 x 4 registers. SSE2 (x86-64 without -march,
+       16 registers, no fused multiply-add) 72-77%, against 48-55% for 16
+       and 64 before the tile's loops were turned so that the rows sit
+       inside the columns (matmul_tile); aarch64's NEON (32 registers)
+       compiles to a 6 x 16 block of fmla by element with one spill every
+       other k (gcc 12 -O3, read in its assembly; no arm64 machine here);
+     no vectors (the compilers' defaults for armhf, i686, s390x, riscv64
+       and the bare-metal Cortex-M4): 4, 24 scalar accumulators, which
+       the 32 single-precision registers of ARM's VFP and RISC-V's F hold
+       (armhf's assembly: the k loop is loads and vmla only); a 64-wide
+       tile there kept its sums in memory, a load and a store per product.
+   The width is at least two vectors: one vector per row (SSE2 4, AVX2 8)
+   made gcc 12 vectorize across the rows instead, at a fifth of the speed. */
 #ifndef MM_NC
-#if defined(__AVX__) && !defined(__AVX512F__)
-#define MM_NC 32
-#else
+#if defined(__AVX512F__)
 #define MM_NC 64
+#elif defined(__AVX__)
+#define MM_NC 32
+#elif defined(__SSE2__) || defined(_M_X64) || defined(__aarch64__) || defined(_M_ARM64) || \
+    defined(__wasm_simd128__) || defined(__VSX__) || defined(__VEC__)
+#define MM_NC 16
+#else
+#define MM_NC 4
 #endif
 #endif
 #if MM_NC < 1 || PANEL % MM_NC != 0
@@ -923,11 +941,8 @@ static void matmul_reference(float *out, const float *in, const float *w, const 
    ViT-B/32 text pass, 1 thread, took 7% (bf16) and 13% (f16) less time
    than when each panel was first expanded to a float32 buffer
    (bench/README). Other types (q8, and f16 elsewhere) are expanded
-   (matmul_expanded).
-   An AVX-512 build with 8-column slices (-DMM_NC=8) got f16 sums that
-   differed from the float32 tile's in the last bits, so there f16 is
-   expanded too. */
-#if defined(__F16C__) && !CLIP_REFERENCE_OPS && (!defined(__AVX512F__) || MM_NC % 16 == 0)
+   (matmul_expanded). */
+#if defined(__F16C__) && !CLIP_REFERENCE_OPS
 #define F16_IN_TILE 1
 #else
 #define F16_IN_TILE 0
@@ -945,6 +960,44 @@ static size_t weight_size(int type)
 
 static void halves_row(float *dst, const uint16_t *src, int type);
 
+/* a * b + c as the tiles sum it: fused into one rounding where the target
+   has the instruction (as -ffp-contract=fast contracts the reference ops).
+   For gcc it is spelled out, so that every inlined copy of a tile is fused
+   alike: its vectorizer left some products of some copies unfused
+   otherwise, and their sums differed in the last bits. Not for clang,
+   which contracts each expression as written but does not vectorize fmaf
+   (under -std=c99 it may set errno): its tiles became scalar code. */
+#if defined(FP_FAST_FMAF) && defined(__GNUC__) && !defined(__clang__)
+#define MADD(a, b, c) fmaf(a, b, c)
+#else
+#define MADD(a, b, c) ((a) * (b) + (c))
+#endif
+
+/* For clang, the tile's loops are unrolled in full before it vectorizes
+   them, so that each accumulator is a value of its own that can live in a
+   register: otherwise clang 14 kept them in memory, a load and a store
+   around every multiply-add (with epilogue's noinline and tile_store, all
+   three were needed). gcc unrolls them itself, after vectorizing. */
+#if defined(__clang__)
+#define UNROLLED _Pragma("clang loop unroll(full)")
+#else
+#define UNROLLED
+#endif
+
+/* The tile's sums through the epilogue into the rows of out (a NULL row
+   is dropped). Each row is copied out first, so that the accumulators'
+   address is never taken; clang keeps in memory what a call could see. */
+TILE_INLINE void tile_store(float *const *out, float acc[][MM_NC], int cols, int mode, int mr)
+{
+    float sums[MM_NC];
+    int r, c;
+    for (r = 0; r < mr; r++) {
+        if (!out[r]) continue;
+        for (c = 0; c < MM_NC; c++) sums[c] = acc[r][c];
+        epilogue(out[r], sums, cols, mode);
+    }
+}
+
 /* One mr x MM_NC tile: each row's sums start from init (the bias, or the
    sums of the k before), then the products in k order. It is called
    with constant mr (5 or 6), so the compiler makes one copy per size
@@ -957,21 +1010,21 @@ TILE_INLINE void matmul_tile(float *const *out, const float *const *in, const fl
                              int in_dim, int cols, int mode, int mr, const char *ahead, int ahead_steps,
                              int lines_per_step)
 {
-    float acc[MM_MR][MM_NC];
+    float acc[MM_MR][MM_NC], a[MM_MR];
     int r, c, k, j;
-    for (r = 0; r < mr; r++)
-        for (c = 0; c < MM_NC; c++) acc[r][c] = init[r][c];
+    UNROLLED for (r = 0; r < mr; r++)
+        UNROLLED for (c = 0; c < MM_NC; c++) acc[r][c] = init[r][c];
     for (k = 0; k < in_dim; k++) {
         const float *wk = panel + (size_t)k * PANEL;
         if (k < ahead_steps)
             for (j = 0; j < lines_per_step; j++) PREFETCH(ahead + ((size_t)k * lines_per_step + j) * CACHE_LINE);
-        for (r = 0; r < mr; r++) {
-            float a = in[r][k];
-            for (c = 0; c < MM_NC; c++) acc[r][c] += a * wk[c];
+        UNROLLED for (r = 0; r < mr; r++) a[r] = in[r][k];
+        UNROLLED for (c = 0; c < MM_NC; c++) {
+            float w = wk[c];
+            UNROLLED for (r = 0; r < mr; r++) acc[r][c] = MADD(a[r], w, acc[r][c]);
         }
     }
-    for (r = 0; r < mr; r++)
-        if (out[r]) epilogue(out[r], acc[r], cols, mode);
+    tile_store(out, acc, cols, mode, mr);
 }
 
 /* matmul_tile on a panel of f16 or bf16 weights (type, a constant at
@@ -982,28 +1035,21 @@ TILE_INLINE void matmul_tile_halves(float *const *out, const float *const *in, c
                                     const float *const *init, int in_dim, int cols, int mode, int mr,
                                     const char *ahead, int ahead_steps, int lines_per_step)
 {
-    float acc[MM_MR][MM_NC], wk[MM_NC];
+    float acc[MM_MR][MM_NC], wk[MM_NC], a[MM_MR];
     int r, c, k, j;
-    for (r = 0; r < mr; r++)
-        for (c = 0; c < MM_NC; c++) acc[r][c] = init[r][c];
+    UNROLLED for (r = 0; r < mr; r++)
+        UNROLLED for (c = 0; c < MM_NC; c++) acc[r][c] = init[r][c];
     for (k = 0; k < in_dim; k++) {
         halves_row(wk, panel + (size_t)k * PANEL, type);
         if (k < ahead_steps)
             for (j = 0; j < lines_per_step; j++) PREFETCH(ahead + ((size_t)k * lines_per_step + j) * CACHE_LINE);
-        for (r = 0; r < mr; r++) {
-            float a = in[r][k];
-#ifdef FP_FAST_FMAF
-            /* fused, as the float32 tile's sums are contracted (-ffp-contract=fast)
-               where the target has the instruction: spelled out, because the
-               compiler's vectorizer left some products of this copy unfused */
-            for (c = 0; c < MM_NC; c++) acc[r][c] = fmaf(a, wk[c], acc[r][c]);
-#else
-            for (c = 0; c < MM_NC; c++) acc[r][c] += a * wk[c];
-#endif
+        UNROLLED for (r = 0; r < mr; r++) a[r] = in[r][k];
+        UNROLLED for (c = 0; c < MM_NC; c++) {
+            float w = wk[c];
+            UNROLLED for (r = 0; r < mr; r++) acc[r][c] = MADD(a[r], w, acc[r][c]);
         }
     }
-    for (r = 0; r < mr; r++)
-        if (out[r]) epilogue(out[r], acc[r], cols, mode);
+    tile_store(out, acc, cols, mode, mr);
 }
 
 /* matmul_tile_halves with mr (5 or 6) made a constant: a copy per height */
