@@ -893,7 +893,9 @@ static void matmul_reference(float *out, const float *in, const float *w, const 
        compiles to a 6 x 16 block of fmla by element with one spill every
        other k (gcc 12 -O3, read in its assembly; no arm64 machine here);
      no vectors (the compilers' defaults for armhf, i686, s390x, riscv64
-       and the bare-metal Cortex-M4): 4, 24 scalar accumulators, which
+       and the bare-metal Cortex-M4; 32-bit ARM with -mfpu=neon too, as
+       gcc does not vectorize float arithmetic on NEON there without
+       -funsafe-math-optimizations): 4, 24 scalar accumulators, which
        the 32 single-precision registers of ARM's VFP and RISC-V's F hold
        (armhf's assembly: the k loop is loads and vmla only); a 64-wide
        tile there kept its sums in memory, a load and a store per product.
@@ -1002,6 +1004,9 @@ TILE_INLINE void tile_store(float *const *out, float acc[][MM_NC], int cols, int
    sums of the k before), then the products in k order. It is called
    with constant mr (5 or 6), so the compiler makes one copy per size
    with fixed loop bounds and keeps the accumulators in vector registers.
+   The rows sit inside the columns: each slice of a weight row is read
+   once per k and multiplied into every row's sums, the order in which gcc
+   keeps the sums in registers on narrow vector units too (bench/README).
    panel points at the slice's first column (rows of the panel are PANEL
    apart); rows come as pointers (a short last tile repeats a row and drops
    it). On the way it asks for ahead_steps x lines_per_step cache lines
