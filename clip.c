@@ -887,7 +887,7 @@ static void matmul_reference(float *out, const float *in, const float *w, const 
      AVX2 + FMA (16 of 8): 32 (6 x 4, some spilled), 59-65% of its peak,
        where 16 (6 x 2) made 49-56%;
      128-bit vectors: 16, 6 x 4 registers. SSE2 (x86-64 without -march,
-       16 registers, no fused multiply-add) 72-77%, against 48-55% for 16
+       16 registers, no fused multiply-add) 70-77%, against 47-57% for 16
        and 64 before the tile's loops were turned so that the rows sit
        inside the columns (matmul_tile); aarch64's NEON (32 registers)
        compiles to a 6 x 16 block of fmla by element with one spill every
@@ -899,8 +899,10 @@ static void matmul_reference(float *out, const float *in, const float *w, const 
        the 32 single-precision registers of ARM's VFP and RISC-V's F hold
        (armhf's assembly: the k loop is loads and vmla only); a 64-wide
        tile there kept its sums in memory, a load and a store per product.
-   The width is at least two vectors: one vector per row (SSE2 4, AVX2 8)
-   made gcc 12 vectorize across the rows instead, at a fifth of the speed. */
+   wasm's simd128, POWER's VSX and s390x's vector facility take 16 by the
+   same reasoning, not measured. Narrower was slower where measured: 8
+   columns made 8-11% of the peak on SSE2 and 5% on AVX2 (gcc 12 then
+   vectorizes across the rows instead). */
 #ifndef MM_NC
 #if defined(__AVX512F__)
 #define MM_NC 64
@@ -1037,8 +1039,8 @@ TILE_INLINE void matmul_tile(float *const *out, const float *const *in, const fl
    and the sums are matmul_tile's on the converted weights. A copy of its
    own, so that the float32 tile's code stays as the compiler made it.
    Its rows stay outside the columns (matmul_tile turns them the other
-   way): with gcc this copy ran slower turned, by 8-15% on AVX-512 and
-   10-11% on AVX2 (ViT-B/32 f16 and bf16 passes, bench/clip_bench, builds
+   way): with gcc this copy ran slower turned, by 7-16% on AVX-512 and
+   9-11% on AVX2 (ViT-B/32 f16 and bf16 passes, bench/clip_bench, builds
    alternating) and no faster on SSE2. The sums are the same either way. */
 TILE_INLINE void matmul_tile_halves(float *const *out, const float *const *in, const uint16_t *panel, int type,
                                     const float *const *init, int in_dim, int cols, int mode, int mr,
