@@ -1002,14 +1002,33 @@ TILE_INLINE void tile_store(float *const *out, float acc[][MM_NC], int cols, int
     }
 }
 
+/* The order of the tile's loops at each k; each sum is the same sequence
+   of products either way, so it is only a matter of speed. Rows inside
+   the columns: each slice of a weight row is loaded once and multiplied
+   into every row's sums, which holds the MM_MR inputs of the k in
+   registers beside the sums; gcc keeps the tile in registers this way on
+   narrow vector units and without vectors (SSE2 328 -> 239 ms for a
+   ViT-B/32 image, AVX2 178-183 -> 137 ms against rows outside; bench/README).
+   Rows outside: one input at a time is broadcast and multiplied by the
+   row's slice, which the multiply-adds read from memory; with AVX-512's 32
+   registers the 24 sums and the broadcast fit this way, and gcc's build
+   was faster so (ViT-B/16 image, gcc 12, builds alternating: 168-174
+   against 178-183 ms at 1 thread, 90-97 against 96-102 at 2); clang 14's
+   was far slower so (265-299 against 167-178 ms), and keeps the rows
+   inside. -DTILE_ROWS_INSIDE=0 or 1 overrides it. */
+#ifndef TILE_ROWS_INSIDE
+#if defined(__AVX512F__) && !defined(__clang__)
+#define TILE_ROWS_INSIDE 0
+#else
+#define TILE_ROWS_INSIDE 1
+#endif
+#endif
+
 /* One mr x MM_NC tile: each row's sums start from init (the bias, or the
    sums of the k before), then the products in k order. It is called
    with constant mr (5 or 6), so the compiler makes one copy per size
    with fixed loop bounds and keeps the accumulators in vector registers.
-   The rows sit inside the columns: each slice of a weight row is read
-   once per k and multiplied into every row's sums, the order in which gcc
-   keeps the sums in registers on narrow vector units too (bench/README).
-   panel points at the slice's first column (rows of the panel are PANEL
+   The order of its loops is TILE_ROWS_INSIDE's. panel points at the slice's first column (rows of the panel are PANEL
    apart); rows come as pointers (a short last tile repeats a row and drops
    it). On the way it asks for ahead_steps x lines_per_step cache lines
    from ahead (the weights the next tiles will need), a few per k. */
@@ -1025,10 +1044,17 @@ TILE_INLINE void matmul_tile(float *const *out, const float *const *in, const fl
         const float *wk = panel + (size_t)k * PANEL;
         if (k < ahead_steps)
             for (j = 0; j < lines_per_step; j++) PREFETCH(ahead + ((size_t)k * lines_per_step + j) * CACHE_LINE);
-        UNROLLED for (r = 0; r < mr; r++) a[r] = in[r][k];
-        UNROLLED for (c = 0; c < MM_NC; c++) {
-            float w = wk[c];
-            UNROLLED for (r = 0; r < mr; r++) acc[r][c] = MADD(a[r], w, acc[r][c]);
+        if (TILE_ROWS_INSIDE) {
+            UNROLLED for (r = 0; r < mr; r++) a[r] = in[r][k];
+            UNROLLED for (c = 0; c < MM_NC; c++) {
+                float w = wk[c];
+                UNROLLED for (r = 0; r < mr; r++) acc[r][c] = MADD(a[r], w, acc[r][c]);
+            }
+        } else {
+            UNROLLED for (r = 0; r < mr; r++) {
+                float x = in[r][k];
+                UNROLLED for (c = 0; c < MM_NC; c++) acc[r][c] = MADD(x, wk[c], acc[r][c]);
+            }
         }
     }
     tile_store(out, acc, cols, mode, mr);

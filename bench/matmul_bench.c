@@ -1,5 +1,6 @@
-/* matmul_bench: clip.c's matmul on each shape of a ViT-B/32 forward pass,
-   and its attention for ViT-B/32, B/16, L/14 and prompts, as GFLOP/s and
+/* matmul_bench: clip.c's matmul on each shape of a ViT-B/32 forward pass
+   (and the image towers' larger shapes of ViT-B/16 and ViT-L/14), and its
+   attention for ViT-B/32, B/16, L/14 and prompts, as GFLOP/s and
    as a fraction of this machine's float32 peak, so the gap to the limit is
    visible shape by shape; and LayerNorm's time against its reference.
      matmul_bench [RUNS]        (threads: OMP_NUM_THREADS)
@@ -146,6 +147,12 @@ int main(int argc, char **argv)
         {"4 prompts: q, k, v", 28, 512, 1536, MM_STORE},
         {"4 prompts: fc1 + quick_gelu", 28, 512, 2048, MM_QUICK_GELU},
         {"4 prompts: fc2", 28, 2048, 512, MM_RESIDUAL_ADD},
+        {"ViT-B/16 image: q, k, v", 197, 768, 2304, MM_STORE},
+        {"ViT-B/16 image: fc1 + quick_gelu", 197, 768, 3072, MM_QUICK_GELU},
+        {"ViT-B/16 image: fc2", 197, 3072, 768, MM_RESIDUAL_ADD},
+        {"ViT-L/14 image: q, k, v", 257, 1024, 3072, MM_STORE},
+        {"ViT-L/14 image: fc1 + quick_gelu", 257, 1024, 4096, MM_QUICK_GELU},
+        {"ViT-L/14 image: fc2", 257, 4096, 1024, MM_RESIDUAL_ADD},
     };
     int runs = argc > 1 ? atoi(argv[1]) : 30, s, r, threads = team_size();
     double peak;
