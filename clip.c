@@ -1064,10 +1064,11 @@ TILE_INLINE void matmul_tile(float *const *out, const float *const *in, const fl
    each call): each weight row is converted as it is read, into registers,
    and the sums are matmul_tile's on the converted weights. A copy of its
    own, so that the float32 tile's code stays as the compiler made it.
-   Its rows stay outside the columns (matmul_tile turns them the other
-   way): with gcc this copy ran slower turned, by 7-16% on AVX-512 and
-   9-11% on AVX2 (ViT-B/32 f16 and bf16 passes, bench/clip_bench, builds
-   alternating) and no faster on SSE2. The sums are the same either way. */
+   Its rows stay outside the columns on every target (TILE_ROWS_INSIDE
+   turns matmul_tile's on most): with gcc this copy ran slower turned, by
+   7-16% on AVX-512 and 9-11% on AVX2 (ViT-B/32 f16 and bf16 passes,
+   bench/clip_bench, builds alternating) and no faster on SSE2. The sums
+   are the same either way. */
 TILE_INLINE void matmul_tile_halves(float *const *out, const float *const *in, const uint16_t *panel, int type,
                                     const float *const *init, int in_dim, int cols, int mode, int mr,
                                     const char *ahead, int ahead_steps, int lines_per_step)
