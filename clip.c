@@ -1007,8 +1007,9 @@ TILE_INLINE void tile_store(float *const *out, float acc[][MM_NC], int cols, int
    the columns: each slice of a weight row is loaded once and multiplied
    into every row's sums, which holds the MM_MR inputs of the k in
    registers beside the sums; gcc keeps the tile in registers this way on
-   narrow vector units and without vectors (SSE2 328 -> 239 ms for a
-   ViT-B/32 image, AVX2 178-183 -> 137 ms against rows outside; bench/README).
+   narrow vector units and without vectors (a ViT-B/32 image, 1 thread:
+   AVX2 137 ms against 177-183 with rows outside; SSE2 239 against 328
+   with the width per target as well; bench/README).
    Rows outside: one input at a time is broadcast and multiplied by the
    row's slice, which the multiply-adds read from memory; with AVX-512's 32
    registers the 24 sums and the broadcast fit this way, and gcc's build
@@ -1028,10 +1029,11 @@ TILE_INLINE void tile_store(float *const *out, float acc[][MM_NC], int cols, int
    sums of the k before), then the products in k order. It is called
    with constant mr (5 or 6), so the compiler makes one copy per size
    with fixed loop bounds and keeps the accumulators in vector registers.
-   The order of its loops is TILE_ROWS_INSIDE's. panel points at the slice's first column (rows of the panel are PANEL
-   apart); rows come as pointers (a short last tile repeats a row and drops
-   it). On the way it asks for ahead_steps x lines_per_step cache lines
-   from ahead (the weights the next tiles will need), a few per k. */
+   The order of its loops is TILE_ROWS_INSIDE's. panel points at the
+   slice's first column (rows of the panel are PANEL apart); rows come
+   as pointers (a short last tile repeats a row and drops it). On the way
+   it asks for ahead_steps x lines_per_step cache lines from ahead (the
+   weights the next tiles will need), a few per k. */
 TILE_INLINE void matmul_tile(float *const *out, const float *const *in, const float *panel, const float *const *init,
                              int in_dim, int cols, int mode, int mr, const char *ahead, int ahead_steps,
                              int lines_per_step)
@@ -1649,7 +1651,8 @@ static void attention_row_short(float *restrict o, const float *q, const float *
    past a causal row's end). Max and sum in 16 lanes, a vector each without
    -ffast-math; max(x) * scale is the max of the scaled scores. A function
    of its own: written inside attention_forward's loop, clang 14 left the
-   exp_fast loop scalar (it took 70% of a ViT-L/14 attention). */
+   exp_fast loop scalar where attention_forward was inlined into a larger
+   unit (bench/matmul_bench: 70% of a ViT-L/14 layer's attention). */
 static void softmax_row(float *x, int own, int keys, float scale)
 {
     float mx[16], sum[16], m = -FLT_MAX, total = 0.0f;
