@@ -1616,43 +1616,14 @@ static void attention_tiles(float *const *out, const float *const *in, const flo
     }
 }
 
-/* A row of a short sequence (a prompt of a few tokens), one head: its
-   scores, softmax and output straight from q, k and v, each k row's dot
-   product in 16 lanes. The tiles below would spend 64 keys' work on a
-   handful. */
-#define ATT_SHORT 16 /* the longest sequence that takes this path */
-static void attention_row_short(float *restrict o, const float *q, const float *k, const float *v, size_t stride,
-                                int keys, int hd, float scale)
-{
-    float p[ATT_SHORT], m = -FLT_MAX, total = 0.0f;
-    int j, d, u;
-    for (j = 0; j < keys; j++) {
-        const float *kj = k + (size_t)j * stride;
-        float lane[16], dot = 0.0f;
-        for (u = 0; u < 16; u++) lane[u] = 0.0f;
-        for (d = 0; d + 16 <= hd; d += 16)
-            for (u = 0; u < 16; u++) lane[u] += q[d + u] * kj[d + u];
-        for (; d < hd; d++) dot += q[d] * kj[d];
-        for (u = 0; u < 16; u++) dot += lane[u];
-        p[j] = dot;
-        m = dot > m ? dot : m;
-    }
-    m *= scale;
-    for (j = 0; j < keys; j++) total += p[j] = exp_fast(p[j] * scale - m);
-    for (d = 0; d < hd; d++) o[d] = 0.0f;
-    for (j = 0; j < keys; j++) {
-        const float *vj = v + (size_t)j * stride, pj = p[j] / total;
-        for (d = 0; d < hd; d++) o[d] += pj * vj[d];
-    }
-}
-
 /* nn.functional.softmax of one row of attention scores, scaled first:
    x[0..own) becomes softmax(x * scale), and x[own..keys) zeros (the keys
    past a causal row's end). Max and sum in 16 lanes, a vector each without
-   -ffast-math; max(x) * scale is the max of the scaled scores. A function
-   of its own: written inside attention_forward's loop, clang 14 left the
-   exp_fast loop scalar where attention_forward was inlined into a larger
-   unit (bench/matmul_bench: 70% of a ViT-L/14 layer's attention). */
+   -ffast-math; max(x) * scale is the max of the scaled scores. The tiled
+   rows and attention_row_short both take it. A function of its own:
+   written inside attention_forward's loop, clang 14 left the exp_fast loop
+   scalar where attention_forward was inlined into a larger unit
+   (bench/matmul_bench: 70% of a ViT-L/14 layer's attention). */
 static void softmax_row(float *x, int own, int keys, float scale)
 {
     float mx[16], sum[16], m = -FLT_MAX, total = 0.0f;
@@ -1670,6 +1641,34 @@ static void softmax_row(float *x, int own, int keys, float scale)
     for (u = 0; u < 16; u++) total += sum[u];
     for (j = 0; j < own; j++) x[j] /= total;
     for (j = own; j < keys; j++) x[j] = 0.0f;
+}
+
+/* A row of a short sequence (a prompt of a few tokens), one head: its
+   scores straight from q and k (each k row's dot product in 16 lanes),
+   softmax_row, and its output from v. The tiles below would spend 64
+   keys' work on a handful. */
+#define ATT_SHORT 16 /* the longest sequence that takes this path */
+static void attention_row_short(float *restrict o, const float *q, const float *k, const float *v, size_t stride,
+                                int keys, int hd, float scale)
+{
+    float p[ATT_SHORT];
+    int j, d, u;
+    for (j = 0; j < keys; j++) {
+        const float *kj = k + (size_t)j * stride;
+        float lane[16], dot = 0.0f;
+        for (u = 0; u < 16; u++) lane[u] = 0.0f;
+        for (d = 0; d + 16 <= hd; d += 16)
+            for (u = 0; u < 16; u++) lane[u] += q[d + u] * kj[d + u];
+        for (; d < hd; d++) dot += q[d] * kj[d];
+        for (u = 0; u < 16; u++) dot += lane[u];
+        p[j] = dot;
+    }
+    softmax_row(p, keys, keys, scale);
+    for (d = 0; d < hd; d++) o[d] = 0.0f;
+    for (j = 0; j < keys; j++) {
+        const float *vj = v + (size_t)j * stride, pj = p[j];
+        for (d = 0; d < hd; d++) o[d] += pj * vj[d];
+    }
 }
 
 /* The same as matmul tiles: per sequence and head, k^T is copied into
